@@ -1,0 +1,1 @@
+"""AMQP side: connection, dead letters, the forward path and replies."""

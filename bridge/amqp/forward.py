@@ -1,0 +1,218 @@
+"""The forward path: an AMQP exchange -> per-tenant Zaqar queues.
+
+One :class:`Forwarder` per worker process: a kombu ``ConsumerMixin`` on the
+route's durable queue.  Receiving does no I/O: each delivery is translated
+(bridge.translate.to_zaqar) and put in a batch, or marked for the dead
+letters.  Between deliveries, :meth:`on_iteration` posts the batches that
+are due and acknowledges their messages once Zaqar answered 201.
+
+While Zaqar is unreachable nothing is acknowledged; batches wait with a
+capped backoff, the consumer keeps reading the connection (heartbeats stay
+alive) and RabbitMQ stops delivering at ``prefetch`` unacknowledged
+messages, so memory stays bounded and the backlog stays in RabbitMQ.
+"""
+
+import time
+
+import kombu
+from kombu import mixins
+from oslo_log import log
+
+from bridge.amqp import connection as amqp_connection
+from bridge.amqp import deadletter
+from bridge.amqp import publisher
+from bridge import backoff
+from bridge import batch
+from bridge import routing
+from bridge.translate import Reject
+from bridge.translate import to_zaqar
+from bridge.zaqar import client as zaqar_client
+
+LOG = log.getLogger(__name__)
+
+
+def binding_queue(route, conf):
+    """The route's durable queue with its bindings to the exchange."""
+    arguments = amqp_connection.queue_arguments(conf)
+    if not route.exchange:  # the default exchange binds every queue
+        return kombu.Queue(route.amqp_queue, durable=True, auto_delete=False,
+                           queue_arguments=arguments)
+    exchange = kombu.Exchange(route.exchange, type=route.exchange_type,
+                              durable=route.exchange_durable,
+                              auto_delete=route.exchange_auto_delete)
+    if route.exchange_type == 'headers':
+        bindings = [kombu.binding(exchange,
+                                  arguments=dict(route.binding_arguments))]
+    elif route.exchange_type == 'fanout':
+        bindings = [kombu.binding(exchange, routing_key='')]
+    else:
+        bindings = [kombu.binding(exchange, routing_key=key)
+                    for key in route.binding_keys]
+    return kombu.Queue(route.amqp_queue, bindings=bindings, durable=True,
+                       auto_delete=False, queue_arguments=arguments)
+
+
+class Forwarder(mixins.ConsumerMixin):
+    def __init__(self, conf, route, clients, metrics=None,
+                 translate=to_zaqar.translate):
+        self.translate = translate
+        self.conf = conf
+        self.route = route
+        self.clients = clients
+        self.metrics = metrics
+        self.connection = amqp_connection.connection(conf)
+        self.batches = batch.Batches(
+            route.batch_size,
+            conf.zaqar.max_messages_post_size - to_zaqar.POST_OVERHEAD,
+            route.batch_timeout)
+        self.dead = []
+        self.zaqar = backoff.Outage(LOG, route.name, 'Zaqar',
+                                    route.retry_max_interval)
+        self.retry_at = 0.0
+        self.publisher = None
+        self.connected = False
+
+    def run(self, **kwargs):
+        kwargs.setdefault('safety_interval',
+                          min(0.1, max(0.01, self.route.batch_timeout)))
+        super().run(**kwargs)
+
+    def stop(self):
+        self.should_stop = True
+
+    # -- kombu ConsumerMixin hooks
+
+    def get_consumers(self, Consumer, channel):
+        queue = binding_queue(self.route, self.conf)
+        return [Consumer(queues=[queue], on_message=self.on_message,
+                         prefetch_count=self.route.prefetch,
+                         no_ack=False)]
+
+    def on_consume_ready(self, connection, channel, consumers, **kwargs):
+        # Deliveries of a previous connection are redelivered by RabbitMQ.
+        self.batches.clear()
+        self.dead = []
+        self.publisher = publisher.Publisher(connection, self.conf)
+        self.connected = True
+        LOG.info('Route %s: consuming queue %s on exchange %s',
+                 self.route.name, self.route.amqp_queue, self.route.exchange)
+
+    def on_connection_error(self, exc, interval):
+        self.connected = False
+        LOG.warning('Route %s: RabbitMQ unreachable (%s), retrying in %.1fs',
+                    self.route.name, exc, interval)
+
+    def on_consume_end(self, connection, channel):
+        # Stopping: one last attempt for what was received; the rest is
+        # requeued by RabbitMQ when the connection closes.
+        self.flush(force=True, last=True)
+        self.connected = False
+
+    def on_iteration(self):
+        self.flush()
+
+    # -- receiving
+
+    def on_message(self, message):
+        if self.metrics:
+            self.metrics.received(self.route.name)
+        props = message.properties or {}
+        delivery = message.delivery_info or {}
+        try:
+            out = self.translate(
+                self.route, self.conf, self.clients.project_of,
+                message.body, delivery.get('exchange', self.route.exchange),
+                delivery.get('routing_key', ''), message.headers, props,
+                message.content_type)
+        except Reject as exc:
+            self.dead.append((message, exc))
+            return
+        except Exception as exc:
+            # A poison message must not crash-loop the worker.
+            LOG.exception('Route %s: cannot translate a message',
+                          self.route.name)
+            self.dead.append((message, Reject(
+                'bridge failed on this message: %s' % backoff.error_text(exc))))
+            return
+        out.received_at = time.monotonic()
+        self.batches.add((out.project, out.queue), (message, out), out.size)
+
+    # -- sending
+
+    def flush(self, force=False, last=False):
+        while self.dead:
+            message, exc = self.dead.pop(0)
+            self._dead_letter(message, exc)
+        now = time.monotonic()
+        if now < self.retry_at and not last:
+            return
+        for todo in self.batches.due(now, force=force):
+            if not self._post(todo, last):
+                if not last:
+                    self.batches.put_back(todo, 0)
+                    for rest in self.batches.due(now, force=True):
+                        self.batches.put_back(rest, 0)
+                return
+
+    def _post(self, todo, last=False):
+        project, queue = todo.key
+        client = self.clients.for_project(project)
+        try:
+            client.queue(queue).post([out.message for _, out in todo.items])
+        except zaqar_client.PERMANENT_ERRORS as exc:
+            return self._refused(todo, exc)
+        except zaqar_client.TRANSIENT_ERRORS as exc:
+            self._zaqar_failed(todo, exc, last)
+            return False
+        self._zaqar_ok()
+        for message, out in todo.items:
+            message.ack()
+            if self.metrics:
+                self.metrics.forwarded(self.route.name,
+                                       time.monotonic() - out.received_at)
+            LOG.debug('Route %s: forwarded message %s to tenant %s queue %s',
+                      self.route.name, out.msg_id, out.tenant, queue)
+        return True
+
+    def _refused(self, todo, exc):
+        """Zaqar said 4xx: retry one by one to find the refused message."""
+        if len(todo.items) > 1:
+            for item in todo.items:
+                single = batch.Batch(todo.key, todo.started)
+                single.items.append(item)
+                single.size = item[1].size
+                self.batches.put_back(single, 0)
+            return True
+        message, out = todo.items[0]
+        self._dead_letter(message, Reject(
+            'zaqar refused the message for tenant %s queue %s: %s'
+            % (out.tenant, out.queue, backoff.error_text(exc)), out.msg_id))
+        return True
+
+    def _zaqar_failed(self, todo, exc, last):
+        if self.metrics:
+            self.metrics.retried(self.route.name, len(todo.items))
+        delay = self.zaqar.failed(exc, '; %d message(s) wait unacknowledged'
+                                  % (self.batches.pending + len(todo.items)))
+        self.retry_at = time.monotonic() + delay
+
+    def _zaqar_ok(self):
+        self.zaqar.ok()
+        self.retry_at = 0.0
+
+    def _dead_letter(self, message, exc):
+        delivery = message.delivery_info or {}
+        headers = dict(message.headers or {})
+        headers.update(deadletter.headers(
+            self.route.name, routing.TO_ZAQAR, exc.reason, exc.message_id,
+            exchange=delivery.get('exchange'),
+            routing_key=delivery.get('routing_key')))
+        self.publisher.dead_letter(message.body, self.route.name, headers,
+                                   content_type=message.content_type)
+        message.ack()
+        if self.metrics:
+            self.metrics.dead_lettered(self.route.name)
+        LOG.error('Route %s: message %s dead-lettered: %s (routing key %s)',
+                  self.route.name, exc.message_id or '?', exc.reason,
+                  delivery.get('routing_key'))
+

@@ -1,0 +1,69 @@
+"""Capped exponential backoff that can be interrupted."""
+
+import random
+import time
+
+
+class Backoff:
+    """Delays 0.5 s, 1 s, 2 s... up to ``maximum``, with 10 % jitter."""
+
+    def __init__(self, initial=0.5, maximum=30.0):
+        self.initial = initial
+        self.maximum = maximum
+        self.attempt = 0
+
+    def next(self):
+        delay = min(self.maximum, self.initial * (2 ** self.attempt))
+        self.attempt += 1
+        return delay * random.uniform(0.9, 1.1)
+
+    def reset(self):
+        self.attempt = 0
+
+
+class Outage:
+    """Tracks one side being unreachable: backoff, and one log line each way.
+
+    The first failure logs a warning, later ones only at debug level, and
+    the recovery logs how long it lasted: an outage never floods the log.
+    """
+
+    def __init__(self, log, route, side, maximum=30.0):
+        self.log = log
+        self.route = route
+        self.side = side
+        self.backoff = Backoff(maximum=maximum)
+        self.since = None
+
+    @property
+    def down(self):
+        return self.since is not None
+
+    def failed(self, exc, waiting=''):
+        """Record a failure; return how long to wait before the next try."""
+        delay = self.backoff.next()
+        if self.since is None:
+            self.since = time.monotonic()
+            self.log.warning('Route %s: %s unavailable (%s)%s; retrying with '
+                             'backoff up to %.0fs', self.route, self.side,
+                             error_text(exc), waiting, self.backoff.maximum)
+        else:
+            self.log.debug('Route %s: %s still unavailable (%s), next try in '
+                           '%.1fs', self.route, self.side, error_text(exc),
+                           delay)
+        return delay
+
+    def ok(self):
+        if self.since is not None:
+            self.log.info('Route %s: %s is back after %.1fs', self.route,
+                          self.side, time.monotonic() - self.since)
+            self.since = None
+        self.backoff.reset()
+
+
+def error_text(exc):
+    """One short line describing an exception, for logs."""
+    text = str(exc).split('\n')[0] or exc.__class__.__name__
+    if len(text) > 200:
+        text = text[:200] + '...'
+    return '%s: %s' % (exc.__class__.__name__, text)

@@ -1,0 +1,45 @@
+"""RPC across the bridge: options and the reply-address tokens' policy.
+
+A controller's ``call()`` to a guest:  the forward path replaces nothing in
+the request, and adds ``reply = {queue, token}`` where the token (see
+:mod:`bridge.tokens`) signs the caller's ``_reply_q``, ``_msg_id``, the
+tenant and an expiry.  The guest answers into ``reply.queue`` in its own
+project; the reverse path checks the token against that project and
+publishes the answer to the caller's reply queue, exactly as an
+oslo.messaging server would.
+
+A guest's ``call()`` to a controller: the guest sends ``_msg_id`` and a
+Zaqar reply queue of its own.  The reverse path publishes the request with
+``_msg_id`` replaced by a token that signs the guest's queue, msg id and
+project, and ``_reply_q`` set to ``[rpc] amqp_reply_queue``, a durable
+queue every bridge worker consumes.  Whichever worker gets the answer
+verifies the token and posts it into the guest's queue.  No worker keeps
+state: any bridge on any controller can route any reply.
+"""
+
+from oslo_config import cfg
+
+GROUP = 'rpc'
+
+OPTS = [
+    cfg.StrOpt('reply_secret', secret=True,
+               help='Secret key that signs reply addresses handed to '
+                    'guests (HMAC-SHA256). Every bridge that shares routes '
+                    'must use the same value. Required when any route '
+                    'uses envelope = oslo.'),
+    cfg.IntOpt('reply_token_ttl', default=3600, min=10,
+               help='Longest validity in seconds of a reply address. A '
+                    'call\'s address expires with the call\'s own timeout '
+                    '(AMQP expiration) plus reply_grace, never later than '
+                    'this.'),
+    cfg.IntOpt('reply_grace', default=30, min=0,
+               help='Seconds a reply address stays valid after the '
+                    'caller\'s timeout.'),
+    cfg.StrOpt('amqp_reply_queue', default='amqp-zaqar-bridge.replies',
+               help='Durable AMQP queue on the default exchange where '
+                    'control-plane servers answer calls made by guests; '
+                    'every bridge worker consumes it.'),
+    cfg.IntOpt('guest_call_timeout', default=60, min=1,
+               help='Expiry in seconds of the reply address of a call made '
+                    'by a guest when the guest did not state a timeout.'),
+]

@@ -1,0 +1,1 @@
+"""Where the owning project of a forwarded message comes from."""

@@ -1,0 +1,117 @@
+"""A Zaqar message read from a tenant's queue -> what to publish on AMQP.
+
+The tenant is the project of the queue the message was read from, never
+a value of the body.  On ``envelope = oslo`` routes:
+
+* an answer to a controller's call must carry a valid ``reply_token``
+  issued for this tenant; it is published to the caller's reply queue;
+* an RPC request must name a method in ``allowed_methods``; its context is
+  forced to the tenant; a call gets a signed ``_msg_id`` and the bridge's
+  ``_reply_q`` so the answer finds its way back to the guest;
+* a notification must match ``allowed_event_types``; its context is
+  forced to the tenant.
+
+Everything else raises :class:`Reject`.
+"""
+
+import fnmatch
+import json
+import uuid
+
+from bridge import envelope
+from bridge import naming
+from bridge import tokens
+from bridge.translate import Reject
+from bridge import wire
+
+
+class Publish:
+    """One AMQP message to publish."""
+
+    def __init__(self, kind, exchange, routing_key, body, headers,
+                 mandatory=False, msg_id=None):
+        self.kind = kind
+        self.exchange = exchange
+        self.routing_key = routing_key
+        self.body = body
+        self.headers = headers
+        self.mandatory = mandatory
+        self.msg_id = msg_id
+
+
+def translate(route, conf, tenant, queue, body, zaqar_id, used_tokens=None):
+    """Decide what to publish for one message, or raise Reject."""
+    headers = {'x-bridge-tenant': tenant, 'x-bridge-route': route.name,
+               'x-bridge-zaqar-queue': queue,
+               'x-bridge-message-id': zaqar_id or ''}
+    size = len(json.dumps(body))
+    if size > conf.zaqar.max_messages_post_size:
+        raise Reject('message is %d bytes, more than %d' %
+                     (size, conf.zaqar.max_messages_post_size), zaqar_id)
+    if route.envelope == 'raw':
+        return Publish('raw', route.exchange, route.routing_key, body,
+                       headers, msg_id=zaqar_id)
+    try:
+        data = wire.parse(body)
+    except wire.WireError as exc:
+        raise Reject('not a bridge message: %s' % exc, zaqar_id)
+    message = data['message']
+    msg_id = data.get('id') or zaqar_id
+    if not isinstance(message, dict):
+        raise Reject('"message" must be an object', msg_id)
+    if 'reply_token' in data:
+        return _reply(conf, tenant, data['reply_token'], message, headers,
+                      msg_id, used_tokens)
+    try:
+        kind = envelope.kind(message)
+    except envelope.EnvelopeError as exc:
+        raise Reject('bad oslo.messaging message: %s' % exc, msg_id)
+    if kind == 'reply':
+        raise Reject('an answer without reply_token', msg_id)
+    if kind == 'rpc':
+        if message['method'] not in route.allowed_methods:
+            raise Reject('method %r is not in allowed_methods of route %s'
+                         % (message['method'], route.name), msg_id)
+    elif not any(fnmatch.fnmatchcase(str(message['event_type']), pattern)
+                 for pattern in route.allowed_event_types):
+        raise Reject('event type %r is not in allowed_event_types of route '
+                     '%s' % (message['event_type'], route.name), msg_id)
+    forced = envelope.force_project(message, tenant)
+    if kind == 'rpc' and message.get('_msg_id') is not None:
+        forced.update(_call_address(conf, tenant, message, msg_id))
+    return Publish(kind, route.exchange, route.routing_key,
+                   envelope.wrap(forced), headers, msg_id=msg_id)
+
+
+def _call_address(conf, tenant, message, msg_id):
+    """Let the controller's answer to a guest's call come back."""
+    reply_q = message.get('_reply_q')
+    if not isinstance(message['_msg_id'], str) or not naming.is_valid(
+            reply_q):
+        raise Reject('a call needs a string _msg_id and a Zaqar queue name '
+                     'in _reply_q (got %r)' % (reply_q,), msg_id)
+    ttl = min(conf.rpc.reply_token_ttl,
+              conf.rpc.guest_call_timeout + conf.rpc.reply_grace)
+    token = tokens.sign(conf.rpc.reply_secret, tokens.ZAQAR_REPLY, reply_q,
+                        message['_msg_id'], tenant, ttl)
+    return {'_msg_id': token, '_reply_q': conf.rpc.amqp_reply_queue}
+
+
+def _reply(conf, tenant, token, message, headers, msg_id, used_tokens):
+    try:
+        address = tokens.verify(conf.rpc.reply_secret, tokens.AMQP_REPLY,
+                                token, tenant=tenant)
+        if used_tokens is not None and message.get('ending') is not False:
+            used_tokens.check_and_add(token, address['expires'])
+    except tokens.TokenError as exc:
+        raise Reject('answer rejected: %s' % exc, msg_id)
+    failure = message.get('failure')
+    if failure is not None and not isinstance(failure, str):
+        raise Reject('answer rejected: failure must be a serialized '
+                     'oslo.messaging exception (a string)', msg_id)
+    reply = {'result': message.get('result'), 'failure': failure,
+             'ending': message.get('ending', True) is not False,
+             '_msg_id': address['msg_id'],
+             '_unique_id': uuid.uuid4().hex}
+    return Publish('reply', '', address['queue'], envelope.wrap(reply),
+                   headers, mandatory=True, msg_id=msg_id)

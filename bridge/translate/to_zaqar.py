@@ -1,0 +1,146 @@
+"""An AMQP delivery on a to_zaqar route -> (project, queue, Zaqar message)."""
+
+import json
+
+from bridge import envelope
+from bridge import naming
+from bridge.tenant import rules as tenant_rules
+from bridge import tokens
+from bridge.translate import Reject
+from bridge import wire
+
+# Room kept for the {"messages": [...]} wrapper and the ttl of one message.
+POST_OVERHEAD = 64
+# Zaqar's smallest message TTL; an answer nobody reads within it is stale.
+REPLY_TTL = 60
+
+
+class Outgoing:
+    """One message ready to be posted to Zaqar."""
+
+    __slots__ = ('project', 'tenant', 'queue', 'message', 'size', 'msg_id',
+                 'received_at')
+
+    def __init__(self, project, tenant, queue, message, msg_id):
+        self.project = project
+        self.tenant = tenant
+        self.queue = queue
+        self.message = message
+        self.msg_id = msg_id
+        self.size = len(json.dumps(message)) + 2
+        self.received_at = None
+
+
+def _fields(route, exchange, routing_key, tenant):
+    topic, _, server = (routing_key or '').partition('.')
+    return {'routing_key': routing_key or exchange, 'exchange': exchange,
+            'route': route.name, 'tenant': tenant, 'topic': topic,
+            'server': server}
+
+
+def _expiry_seconds(properties, message, rpc_conf):
+    """How long the caller waits: AMQP expiration (ms) or _timeout (s)."""
+    ttl = rpc_conf.reply_token_ttl
+    expiration = properties.get('expiration')
+    try:
+        if expiration:
+            ttl = min(ttl, float(expiration) / 1000.0 + rpc_conf.reply_grace)
+        elif message.get('_timeout'):
+            ttl = min(ttl, float(message['_timeout']) + rpc_conf.reply_grace)
+    except (TypeError, ValueError):
+        pass
+    return max(1, int(ttl))
+
+
+def translate(route, conf, project_of, body, exchange, routing_key,
+              headers=None, properties=None, content_type=None):
+    """Turn one delivery into an :class:`Outgoing` or raise Reject.
+
+    ``project_of(tenant)`` gives the Zaqar project holding the tenant's
+    queues.  ``body`` is the raw AMQP body (bytes).
+    """
+    headers = headers or {}
+    properties = properties or {}
+    reply = None
+    if route.envelope == 'oslo':
+        try:
+            message = envelope.unwrap(body)
+        except envelope.EnvelopeError as exc:
+            raise Reject('bad oslo.messaging envelope: %s' % exc,
+                         wire.stable_id(None, body))
+        msg_id = wire.stable_id(message, body)
+        extra = {}
+    else:
+        extra = wire.raw_message(body, content_type)
+        message = extra.pop('message')
+        msg_id = wire.stable_id(None, body)
+    incoming = tenant_rules.Incoming(exchange, routing_key, headers,
+                                     message if route.envelope == 'oslo'
+                                     else {})
+    try:
+        tenant = tenant_rules.resolve(route.tenant_resolver, incoming)
+    except tenant_rules.TenantError as exc:
+        raise Reject('tenant rule %s: %s' % (route.tenant, exc), msg_id)
+    except Exception as exc:  # a plugin failing on this message
+        raise Reject('tenant rule %s failed: %s' % (route.tenant, exc),
+                     msg_id)
+    try:
+        queue = naming.render(route.zaqar_queue,
+                              **_fields(route, exchange, routing_key, tenant))
+    except naming.QueueNameError as exc:
+        raise Reject('zaqar_queue: %s' % exc, msg_id)
+    if route.envelope == 'oslo' and message.get('_msg_id') and \
+            message.get('_reply_q'):
+        if not isinstance(message['_reply_q'], str) or \
+                not isinstance(message['_msg_id'], str):
+            raise Reject('_msg_id and _reply_q must be strings', msg_id)
+        token = tokens.sign(conf.rpc.reply_secret, tokens.AMQP_REPLY,
+                            message['_reply_q'], message['_msg_id'], tenant,
+                            _expiry_seconds(properties, message, conf.rpc))
+        reply = {'queue': route.reply_queue, 'token': token}
+    zbody = wire.body(message, msg_id=msg_id, reply=reply, route=route.name,
+                      exchange=exchange, routing_key=routing_key, **extra)
+    return _checked(conf, Outgoing(project_of(tenant), tenant, queue,
+                                   {'body': zbody, 'ttl': route.message_ttl},
+                                   msg_id))
+
+
+def _checked(conf, out):
+    limit = conf.zaqar.max_messages_post_size - POST_OVERHEAD
+    if out.size > limit:
+        raise Reject('message is %d bytes once wrapped; Zaqar takes at most '
+                     '%d per post ([zaqar] max_messages_post_size)'
+                     % (out.size, limit), out.msg_id)
+    return out
+
+
+def translate_reply(route, conf, project_of, body, exchange, routing_key,
+                    headers=None, properties=None, content_type=None):
+    """A controller's answer to a guest's call -> the guest's reply queue.
+
+    The answer's ``_msg_id`` is the token the reverse path put in the call;
+    it names the guest's Zaqar reply queue, its project and the guest's own
+    msg id.
+    """
+    try:
+        message = envelope.unwrap(body)
+    except envelope.EnvelopeError as exc:
+        raise Reject('bad reply envelope: %s' % exc,
+                     wire.stable_id(None, body))
+    msg_id = wire.stable_id(message, body)
+    try:
+        address = tokens.verify(conf.rpc.reply_secret, tokens.ZAQAR_REPLY,
+                                message.get('_msg_id'))
+    except tokens.TokenError as exc:
+        raise Reject('reply to a guest call: %s' % exc, msg_id)
+    if not naming.is_valid(address['queue']):
+        raise Reject('reply queue %r is not a Zaqar queue name'
+                     % (address['queue'],), msg_id)
+    reply = {'result': message.get('result'),
+             'failure': message.get('failure'),
+             'ending': message.get('ending', True),
+             '_msg_id': address['msg_id']}
+    zbody = wire.body(reply, msg_id=msg_id, route=route.name)
+    return _checked(conf, Outgoing(project_of(address['tenant']),
+                                   address['tenant'], address['queue'],
+                                   {'body': zbody, 'ttl': REPLY_TTL}, msg_id))

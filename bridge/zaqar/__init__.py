@@ -1,0 +1,1 @@
+"""Zaqar side: per-tenant clients and the reverse (Zaqar -> AMQP) path."""
