@@ -21,7 +21,7 @@ from bridge import naming
 from bridge.tenant import rules as tenant_rules
 
 GROUP_PREFIX = 'route:'
-SAMPLE_GROUP = GROUP_PREFIX + 'NAME'
+SAMPLE_GROUP = GROUP_PREFIX + 'name'
 TO_ZAQAR = 'to_zaqar'
 TO_AMQP = 'to_amqp'
 
@@ -221,11 +221,11 @@ def _read(conf, name):
     for opt in OPTS:
         try:
             values[opt.dest] = conf[group][opt.dest]
-        except cfg.RequiredOptError:
-            raise RouteError(name, opt.dest, 'is required')
         except (cfg.ConfigFileValueError, ValueError) as exc:
             raise RouteError(name, opt.dest, 'bad value: %s'
                              % _short(exc))
+        if opt.required and values[opt.dest] is None:
+            raise RouteError(name, opt.dest, 'is required')
     return values
 
 

@@ -1,0 +1,21 @@
+"""Build a bridge configuration from text, as the daemon would."""
+
+import textwrap
+
+from bridge import service
+
+BASE = '''
+[DEFAULT]
+routes = {routes}
+[rpc]
+reply_secret = test-secret
+'''
+
+
+def load(tmp_path, text, routes='r1', base=True):
+    path = tmp_path / 'bridge.conf'
+    content = (BASE.format(routes=routes) if base else '') + \
+        textwrap.dedent(text)
+    path.write_text(content)
+    conf = service.prepare_service(['--config-file', str(path)])
+    return conf, service.load_routes(conf)
