@@ -10,14 +10,13 @@ import time
 
 
 class Batch:
-    __slots__ = ('key', 'items', 'size', 'started', 'not_before')
+    __slots__ = ('key', 'items', 'size', 'started')
 
     def __init__(self, key, now):
         self.key = key
         self.items = []
         self.size = 0
         self.started = now
-        self.not_before = 0.0
 
 
 class Batches:
@@ -46,11 +45,8 @@ class Batches:
     def due(self, now=None, force=False):
         """Remove and return the batches to post now."""
         now = time.monotonic() if now is None else now
-        out = [b for b in self._full if force or b.not_before <= now]
-        self._full = [b for b in self._full if b not in out]
+        out, self._full = self._full, []
         for key, batch in list(self._open.items()):
-            if batch.not_before > now and not force:
-                continue
             if force or len(batch.items) >= self.max_count or \
                     now - batch.started >= self.timeout:
                 out.append(self._open.pop(key))
@@ -58,9 +54,8 @@ class Batches:
             self.pending -= len(batch.items)
         return out
 
-    def put_back(self, batch, not_before):
-        """Return a batch that failed; it is retried from ``not_before``."""
-        batch.not_before = not_before
+    def put_back(self, batch):
+        """Return a batch that could not be posted, to be tried again."""
         self._full.append(batch)
         self.pending += len(batch.items)
 

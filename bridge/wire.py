@@ -61,6 +61,8 @@ def body(message, msg_id=None, reply=None, reply_token=None, **extra):
 
 def raw_message(payload, content_type=None):
     """Fields for a non-oslo AMQP body: JSON as is, anything else base64."""
+    if isinstance(payload, str):  # py-amqp decodes utf-8 bodies
+        payload = payload.encode('utf-8')
     if isinstance(payload, (bytes, bytearray)):
         try:
             return {'message': json.loads(payload.decode('utf-8')),

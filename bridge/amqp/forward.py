@@ -146,12 +146,13 @@ class Forwarder(mixins.ConsumerMixin):
         now = time.monotonic()
         if now < self.retry_at and not last:
             return
-        for todo in self.batches.due(now, force=force):
-            if not self._post(todo, last):
+        todo = self.batches.due(now, force=force)
+        for i, one in enumerate(todo):
+            if not self._post(one, last):
                 if not last:
-                    self.batches.put_back(todo, 0)
-                    for rest in self.batches.due(now, force=True):
-                        self.batches.put_back(rest, 0)
+                    # Everything still unposted waits for the next try.
+                    for rest in todo[i:] + self.batches.due(now, force=True):
+                        self.batches.put_back(rest)
                 return
 
     def _post(self, todo, last=False):
@@ -181,7 +182,7 @@ class Forwarder(mixins.ConsumerMixin):
                 single = batch.Batch(todo.key, todo.started)
                 single.items.append(item)
                 single.size = item[1].size
-                self.batches.put_back(single, 0)
+                self.batches.put_back(single)
             return True
         message, out = todo.items[0]
         self._dead_letter(message, Reject(

@@ -1,0 +1,189 @@
+"""Run the installed daemon and talk oslo.messaging to it, for tests."""
+
+import pathlib
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+
+import kombu
+import oslo_messaging
+from oslo_config import cfg
+
+SECRET = 'functional-test-secret'
+
+
+def bin_path(name):
+    here = pathlib.Path(sys.executable).parent / name
+    return str(here) if here.exists() else shutil.which(name)
+
+
+def write_config(path, rabbit, zaqar, routes, extra=''):
+    """A config whose AMQP queues are this test's own.
+
+    Every to_zaqar route and the reply queue get unique durable queue
+    names (remembered for :func:`delete_queues`), so runs and tests never
+    share a backlog.
+    """
+    names = ', '.join(name for name, _ in routes)
+    run = uuid.uuid4().hex[:12]
+    queues = ['bridge-test-%s-replies' % run]
+    text = textwrap.dedent('''
+        [DEFAULT]
+        transport_url = {rabbit}
+        routes = {names}
+        graceful_shutdown_timeout = 20
+        [zaqar]
+        url = {zaqar}
+        [rpc]
+        reply_secret = {secret}
+        amqp_reply_queue = {reply_queue}
+        ''').format(rabbit=rabbit.url, names=names, zaqar=zaqar.url,
+                    secret=SECRET, reply_queue=queues[0])
+    for name, body in routes:
+        body = textwrap.dedent(body).strip()
+        if 'to_zaqar' in body and 'amqp_queue' not in body:
+            queues.append('bridge-test-%s-%s' % (run, name))
+            body += '\namqp_queue = %s' % queues[-1]
+        text += '\n[route:%s]\n%s\n' % (name, body)
+    path.write_text(text + textwrap.dedent(extra))
+    QUEUES[str(path)] = queues
+    return path
+
+
+QUEUES = {}
+
+
+def delete_queues(rabbit, config):
+    """Remove the durable queues a test's daemon declared."""
+    with kombu.Connection(rabbit.kombu_url) as conn:
+        for name in QUEUES.pop(str(config), []):
+            try:
+                conn.default_channel.queue_delete(name)
+            except conn.channel_errors:
+                pass
+
+
+class Daemon:
+    """The amqp-zaqar-bridge process started from a config file."""
+
+    def __init__(self, config, log_path, *extra_args):
+        self.config = config
+        self.log_path = log_path
+        self.args = [bin_path('amqp-zaqar-bridge'), '--config-file',
+                     str(config), '--log-file', str(log_path)] + \
+            list(extra_args)
+        self.proc = None
+
+    def start(self, workers=1):
+        """Start, and wait until ``workers`` workers are connected."""
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+        self.wait_for_log(lambda text: self.ready_count(text) >= workers,
+                          what='%d worker(s) ready' % workers)
+        return self
+
+    @staticmethod
+    def ready_count(text):
+        return text.count('consuming queue') + text.count(
+            'connected to RabbitMQ, draining')
+
+    def log(self):
+        try:
+            return self.log_path.read_text()
+        except FileNotFoundError:
+            return ''
+
+    def wait_for_log(self, predicate, timeout=30, what='log line'):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate(self.log()):
+                return
+            if self.proc.poll() is not None:
+                raise AssertionError('daemon exited (%s) before %s:\n%s\n%s'
+                                     % (self.proc.returncode, what,
+                                        self.proc.stderr.read().decode(),
+                                        self.log()[-3000:]))
+            time.sleep(0.1)
+        raise AssertionError('timed out waiting for %s:\n%s'
+                             % (what, self.log()[-3000:]))
+
+    def worker_pids(self):
+        out = subprocess.run(['pgrep', '-P', str(self.proc.pid)],
+                             capture_output=True, text=True).stdout
+        pids = []
+        for pid in out.split():
+            try:
+                cmd = pathlib.Path('/proc/%s/cmdline' % pid).read_bytes()
+            except FileNotFoundError:
+                continue
+            if b'worker' in cmd or b'amqp-zaqar-bridge' in cmd:
+                pids.append(int(pid))
+        return sorted(pids)
+
+    def stop(self, timeout=30):
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError('daemon did not stop within %ss' % timeout)
+
+
+def run_manage(config, *args):
+    return subprocess.run([bin_path('amqp-zaqar-bridge-manage'),
+                           '--config-file', str(config)] + list(args),
+                          capture_output=True, text=True, timeout=60)
+
+
+_CONF = None
+
+
+def oslo_conf():
+    """oslo.messaging needs its tracing options on cfg.CONF."""
+    global _CONF
+    if _CONF is None:
+        cfg.CONF([], project='bridge-functional-tests')
+        _CONF = cfg.CONF
+    return _CONF
+
+
+def rpc_transport(rabbit):
+    return oslo_messaging.get_rpc_transport(oslo_conf(), url=rabbit.url)
+
+
+def notification_transport(rabbit):
+    return oslo_messaging.get_notification_transport(oslo_conf(),
+                                                     url=rabbit.url)
+
+
+def wait_until(predicate, timeout=30, interval=0.2, what='condition'):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError('timed out waiting for %s'
+                         % (what() if callable(what) else what))
+
+
+def drain(queue, expect, timeout=30):
+    """Claim and delete messages from a zaqarclient queue until ``expect``."""
+    got = []
+
+    def more():
+        for message in queue.claim(ttl=60, grace=60, limit=20):
+            got.append(message.body)
+            message.delete()
+        return len(got) >= expect
+    wait_until(more, timeout, what=lambda: '%d message(s), got %d: %s'
+               % (expect, len(got), got))
+    return got
+
