@@ -5,7 +5,8 @@ What an oslo.messaging (rabbit driver) client puts on the wire::
     {"oslo.version": "2.0",
      "oslo.message": "{\"method\": \"echo\", \"args\": {...},
                        \"_unique_id\": \"...\", \"_msg_id\": \"...\",
-                       \"_reply_q\": \"reply_...\", \"_context_project_id\": ...}"}
+                       \"_reply_q\": \"reply_...\",
+                       \"_context_project_id\": ...}"}
 
 Requests and casts carry ``method``/``args``/``version``; notifications
 carry ``event_type``/``payload``/``priority``; replies carry ``result``/

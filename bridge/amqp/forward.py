@@ -131,8 +131,9 @@ class Forwarder(mixins.ConsumerMixin):
             # A poison message must not crash-loop the worker.
             LOG.exception('Route %s: cannot translate a message',
                           self.route.name)
-            self.dead.append((message, Reject(
-                'bridge failed on this message: %s' % backoff.error_text(exc))))
+            reason = 'bridge failed on this message: %s' % (
+                backoff.error_text(exc))
+            self.dead.append((message, Reject(reason)))
             return
         out.received_at = time.monotonic()
         self.batches.add((out.project, out.queue), (message, out), out.size)

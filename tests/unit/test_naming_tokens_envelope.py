@@ -71,9 +71,10 @@ def test_envelope_roundtrip():
     assert envelope.kind(msg) == 'rpc'
 
 
-@pytest.mark.parametrize('body', [b'\xff', b'not json', b'[1]',
-                                  b'{"oslo.version": "9.9", "oslo.message": "{}"}',
-                                  b'{"oslo.version": "2.0", "oslo.message": 3}'])
+@pytest.mark.parametrize('body', [
+    b'\xff', b'not json', b'[1]',
+    b'{"oslo.version": "9.9", "oslo.message": "{}"}',
+    b'{"oslo.version": "2.0", "oslo.message": 3}'])
 def test_envelope_errors(body):
     with pytest.raises(envelope.EnvelopeError):
         envelope.unwrap(body)
