@@ -124,6 +124,13 @@ class Daemon:
                 pids.append(int(pid))
         return sorted(pids)
 
+    def pid_logging(self, text):
+        """The pid of the (latest) process that logged ``text``."""
+        lines = [line for line in self.log().splitlines() if text in line]
+        if not lines:
+            raise AssertionError('nothing logged %r' % text)
+        return int(lines[-1].split()[2])
+
     def stop(self, timeout=30):
         if self.proc is None or self.proc.poll() is not None:
             return self.proc.returncode if self.proc else None

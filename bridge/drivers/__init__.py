@@ -1,0 +1,1 @@
+"""oslo.messaging drivers shipped with the bridge (``zaqar://``)."""

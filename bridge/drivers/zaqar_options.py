@@ -1,0 +1,117 @@
+"""Options of the ``zaqar://`` oslo.messaging driver.
+
+They live in ``[oslo_messaging_zaqar]`` of the guest's configuration.  Any
+of them can also be given in the query of the transport URL, which wins
+over the file (as with the kafka driver)::
+
+    zaqar://zaqar.example.org:8888/?project_id=5f0c...&poll_interval_max=2
+"""
+
+from oslo_config import cfg
+from oslo_messaging._drivers import common
+
+GROUP = 'oslo_messaging_zaqar'
+
+# Zaqar refuses claim ttl/grace and message ttl below 60 s.
+ZAQAR_MIN_TTL = 60
+
+OPTS = [
+    cfg.StrOpt('url_scheme', default='http', choices=['http', 'https'],
+               help='Scheme of the Zaqar endpoint; host and port come from '
+                    'the transport URL, an optional path from its virtual '
+                    'host.'),
+    cfg.StrOpt('auth_strategy', default='noauth',
+               choices=[('noauth', 'zaqar-server without authentication: '
+                         'the project is sent in X-Project-ID'),
+                        ('keystone', 'a Keystone v3 password session, '
+                         'built once and reused'),
+                        ('signed_url', 'a pre-signed Zaqar URL (the '
+                         'signed_url_* options)')],
+               help='How the driver authenticates to Zaqar.'),
+    cfg.StrOpt('project_id',
+               help='The project whose queues the driver uses. Required '
+                    'with auth_strategy = noauth and signed_url (sent as '
+                    'X-Project-ID); with keystone it scopes the token, '
+                    'instead of project_name.'),
+    cfg.URIOpt('auth_url', schemes=['http', 'https'],
+               help='keystone: the Identity v3 endpoint, e.g. '
+                    'https://keystone.example.org/v3.'),
+    cfg.StrOpt('username',
+               help='keystone: user name. The user of the transport URL '
+                    '(zaqar://user:pass@host) wins over this.'),
+    cfg.StrOpt('password', secret=True,
+               help='keystone: password. The password of the transport URL '
+                    'wins over this.'),
+    cfg.StrOpt('project_name',
+               help='keystone: name of the project to scope the token to '
+                    '(when project_id is not set).'),
+    cfg.StrOpt('user_domain_name', default='Default',
+               help='keystone: domain of the user.'),
+    cfg.StrOpt('project_domain_name', default='Default',
+               help='keystone: domain of project_name.'),
+    cfg.StrOpt('signed_url_signature', secret=True,
+               help='signed_url: the URL-Signature of the pre-signed URL.'),
+    cfg.StrOpt('signed_url_expires',
+               help='signed_url: its URL-Expires (ISO 8601 time, as Zaqar '
+                    'returned it).'),
+    cfg.ListOpt('signed_url_paths', default=[],
+                help='signed_url: its URL-Paths. They must cover every '
+                     'queue the driver touches (see the driver\'s '
+                     'documentation).'),
+    cfg.ListOpt('signed_url_methods', default=[],
+                help='signed_url: its URL-Methods (GET, POST, PATCH, '
+                     'DELETE...).'),
+    cfg.StrOpt('ssl_ca_file',
+               help='CA bundle to verify the Zaqar (and Keystone) HTTPS '
+                    'certificates with, instead of the system one.'),
+    cfg.BoolOpt('insecure', default=False,
+                help='Do not verify HTTPS certificates (tests only).'),
+    cfg.StrOpt('reply_queue_prefix', default='reply_',
+               regex=r'^[A-Za-z0-9_-]{1,32}$',
+               help='Prefix of the reply queue this driver creates for its '
+                    'own calls: <prefix><uuid hex>, one per driver. The '
+                    'bridge answers controller replies into it.'),
+    cfg.IntOpt('claim_ttl', default=300, min=ZAQAR_MIN_TTL, max=43200,
+               help='Seconds a claimed RPC request or notification stays '
+                    'invisible to other listeners before it is handed out '
+                    'again if this one neither acknowledged nor requeued '
+                    'it.'),
+    cfg.FloatOpt('poll_interval_min', default=0.05, min=0.001,
+                 help='Seconds between polls of a queue for '
+                      'poll_interval_max seconds after it returned a '
+                      'message, and of the reply queue once a call is '
+                      'sent. Then each empty poll doubles the interval up '
+                      'to poll_interval_max. This sets the latency of a '
+                      'busy server or caller.'),
+    cfg.FloatOpt('poll_interval_max', default=1.0, min=0.01,
+                 help='Longest interval between polls of queues that stay '
+                      'empty. This bounds the latency of the first message '
+                      'after a quiet period and the load an idle listener '
+                      'puts on Zaqar (one request per queue per interval).'),
+    cfg.IntOpt('message_ttl', default=3600, min=ZAQAR_MIN_TTL,
+               max=1209600,
+               help='Seconds a cast, notification or reply lives in Zaqar '
+                    'if nobody reads it. A call lives its timeout instead '
+                    '(at least 60 s, at most this).'),
+    cfg.IntOpt('fanout_ttl', default=300, min=ZAQAR_MIN_TTL, max=1209600,
+               help='Seconds a fanout cast stays in its queue. Fanout '
+                    'messages are never deleted (every listener reads '
+                    'them); they expire. Keep it well above '
+                    'poll_interval_max.'),
+    cfg.FloatOpt('request_timeout', default=30.0, min=0.1,
+                 help='Seconds before a Zaqar HTTP request is abandoned '
+                      '(and, when sending, retried as the caller\'s retry '
+                      'allows).'),
+]
+
+
+def register_opts(conf, url):
+    """Register the options on ``conf``; return a view the URL overrides."""
+    group = cfg.OptGroup(name=GROUP, title='Zaqar driver options')
+    conf.register_group(group)
+    conf.register_opts(OPTS, group=group)
+    return common.ConfigOptsProxy(conf, url, GROUP)
+
+
+def list_opts():
+    return [(GROUP, OPTS)]

@@ -1,0 +1,592 @@
+"""What the zaqar:// driver posts and how it reads, without a server.
+
+``MemoryZaqar`` stands in for ``impl_zaqar.Zaqar`` (the driver's only
+door to Zaqar): queues are lists, claims and pops behave like Zaqar's.
+"""
+
+import itertools
+import json
+import sys
+import threading
+import time
+
+from oslo_config import cfg
+import oslo_messaging
+from oslo_messaging._drivers import common as rpc_common
+import pytest
+from zaqarclient.transport import errors as zerrors
+
+from bridge import envelope
+from bridge import wire
+from bridge.drivers import impl_zaqar
+
+
+class Msg:
+    def __init__(self, id, body, age=0):
+        self.id, self.body, self.age = id, body, age
+
+
+class MemoryZaqar:
+    """In-memory queues with Zaqar's claim/list/pop/delete semantics."""
+
+    def __init__(self):
+        self.queues = {}
+        self.claimed = {}  # message id -> claim id
+        self.posts = []    # (queue, body, ttl)
+        self.deleted = []  # (queue, message id, claim id)
+        self.released = []
+        self.deleted_queues = []
+        self.ages = {}
+        self._ids = itertools.count(1)
+        self.lock = threading.Lock()
+
+    def post(self, queue, bodies, ttl):
+        # What goes over HTTP is JSON.
+        with self.lock:
+            for body in bodies:
+                body = json.loads(json.dumps(body))
+                self.posts.append((queue, body, ttl))
+                self.queues.setdefault(queue, []).append(
+                    Msg('m%d' % next(self._ids), body))
+
+    def put_raw(self, queue, body, age=0):
+        msg = Msg('m%d' % next(self._ids), body, age)
+        self.queues.setdefault(queue, []).append(msg)
+        return msg.id
+
+    def claim(self, queue, limit, ttl):
+        assert limit <= 20 and ttl >= 60
+        with self.lock:
+            free = [m for m in self.queues.get(queue, [])
+                    if m.id not in self.claimed][:limit]
+            if not free:
+                return None, []
+            claim_id = 'c%d' % next(self._ids)
+            for m in free:
+                self.claimed[m.id] = claim_id
+            return claim_id, free
+
+    def pop(self, queue, limit):
+        with self.lock:
+            msgs = self.queues.get(queue, [])
+            out, self.queues[queue] = msgs[:limit], msgs[limit:]
+            return out
+
+    def list(self, queue, marker, limit=20):
+        msgs = self.queues.get(queue, [])
+        ids = [m.id for m in msgs]
+        start = ids.index(marker) + 1 if marker in ids else 0
+        page = msgs[start:start + limit]
+        if not page:
+            return [], marker
+        return ([{'id': m.id, 'body': m.body, 'age': m.age} for m in page],
+                page[-1].id)
+
+    def delete(self, queue, message_id, claim_id=None):
+        with self.lock:
+            assert self.claimed.get(message_id) == claim_id
+            self.deleted.append((queue, message_id, claim_id))
+            self.queues[queue] = [m for m in self.queues.get(queue, [])
+                                  if m.id != message_id]
+            self.claimed.pop(message_id, None)
+
+    def release(self, queue, claim_id):
+        with self.lock:
+            self.released.append((queue, claim_id))
+            for mid, cid in list(self.claimed.items()):
+                if cid == claim_id:
+                    del self.claimed[mid]
+
+    def delete_queue(self, queue):
+        self.deleted_queues.append(queue)
+        self.queues.pop(queue, None)
+
+
+@pytest.fixture
+def zaqar():
+    return MemoryZaqar()
+
+
+@pytest.fixture
+def make_driver(zaqar):
+    drivers = []
+
+    def make(exmods=None, **query):
+        conf = cfg.ConfigOpts()
+        conf([], project='test')
+        query.setdefault('poll_interval_min', 0.001)
+        query.setdefault('poll_interval_max', 0.01)
+        url = 'zaqar://h:1/?project_id=p&' + '&'.join(
+            '%s=%s' % kv for kv in query.items())
+        drv = impl_zaqar.ZaqarDriver(
+            conf, oslo_messaging.TransportURL.parse(conf, url),
+            default_exchange='openstack', allowed_remote_exmods=exmods)
+        drv.zaqar = zaqar
+        drivers.append(drv)
+        return drv
+    yield make
+    for drv in drivers:
+        drv.cleanup()
+
+
+@pytest.fixture
+def driver(make_driver):
+    return make_driver()
+
+
+def rpc(method='echo', **args):
+    return {'method': method, 'args': args, 'version': '1.0'}
+
+
+def posted(zaqar, index=-1):
+    queue, body, ttl = zaqar.posts[index]
+    return queue, wire.parse(body), ttl
+
+
+# Sending ---------------------------------------------------------------------
+
+def test_cast_body(driver, zaqar):
+    driver.send(oslo_messaging.Target(topic='trove-conductor'),
+                {'project_id': 'p', 'user': 'u'}, rpc('heartbeat', x=1))
+    queue, body, ttl = posted(zaqar)
+    assert queue == 'trove-conductor'
+    assert ttl == 3600
+    msg = body['message']
+    assert msg['method'] == 'heartbeat' and msg['args'] == {'x': 1}
+    assert msg['_context_project_id'] == 'p'
+    assert msg['_context_user'] == 'u'
+    assert body['id'] == msg['_unique_id']
+    assert '_msg_id' not in msg and '_reply_q' not in msg
+    assert 'reply' not in body and 'reply_token' not in body
+
+
+def test_cast_to_a_server_and_fanout(driver, zaqar):
+    driver.send(oslo_messaging.Target(topic='guestagent.1', server='host'),
+                {}, rpc())
+    driver.send(oslo_messaging.Target(topic='guestagent.1', fanout=True),
+                {}, rpc())
+    assert [(q, ttl) for q, _, ttl in zaqar.posts] == [
+        ('guestagent_1_host', 3600), ('guestagent_1_fanout', 300)]
+
+
+def test_notification_queue_is_the_notifier_topic(driver, zaqar):
+    # oslo's Notifier sends to target topic "<topic>.<priority>".
+    message = {'message_id': 'n1', 'publisher_id': 'guest',
+               'event_type': 'db.backup', 'priority': 'INFO',
+               'payload': {'a': 1}, 'timestamp': 'now'}
+    driver.send_notification(oslo_messaging.Target(topic='notifications.info'),
+                             {'project_id': 'p'}, message, 2.0, None)
+    queue, body, _ = posted(zaqar)
+    assert queue == 'notifications_info'
+    assert body['message']['event_type'] == 'db.backup'
+    assert body['message']['_context_project_id'] == 'p'
+    assert envelope.kind(body['message']) == 'notification'
+
+
+def test_invalid_topic(driver):
+    with pytest.raises(oslo_messaging.InvalidTarget):
+        driver.send(oslo_messaging.Target(topic='x' * 80), {}, rpc())
+
+
+class Answer(threading.Thread):
+    """Plays the server: answers the first request in ``queue``."""
+
+    def __init__(self, zaqar, queue, make_reply):
+        super().__init__(daemon=True)
+        self.zaqar, self.queue, self.make_reply = zaqar, queue, make_reply
+        self.request = None
+
+    def run(self):
+        for _ in range(2000):
+            msgs = self.zaqar.pop(self.queue, 1)
+            if msgs:
+                self.request = wire.parse(msgs[0].body)['message']
+                for reply in self.make_reply(self.request):
+                    self.zaqar.post(self.request['_reply_q'],
+                                    [wire.body(reply)], 60)
+                return
+            time.sleep(0.001)
+
+
+def reply_to(request, **fields):
+    out = {'result': None, 'failure': None, 'ending': True,
+           '_msg_id': request['_msg_id'], '_unique_id': fields.pop('uid')}
+    out.update(fields)
+    return out
+
+
+def test_call_returns_the_result(driver, zaqar):
+    server = Answer(zaqar, 'topic_s1', lambda r: [
+        reply_to(r, uid='u1', result={'answer': r['args']['x']})])
+    server.start()
+    result = driver.send(oslo_messaging.Target(topic='topic', server='s1'),
+                         {}, rpc(x=42), wait_for_reply=True, timeout=5,
+                         call_monitor_timeout=30)
+    server.join()
+    assert result == {'answer': 42}
+    request = server.request
+    assert request['_reply_q'].startswith('reply_')
+    assert len(request['_reply_q']) == len('reply_') + 32
+    assert len(request['_msg_id']) == 32
+    assert request['_timeout'] == 30
+    # Requests of one driver share its reply queue.
+    server = Answer(zaqar, 'topic_s1', lambda r: [reply_to(r, uid='u2')])
+    server.start()
+    driver.send(oslo_messaging.Target(topic='topic', server='s1'), {}, rpc(),
+                wait_for_reply=True, timeout=5)
+    server.join()
+    assert server.request['_reply_q'] == request['_reply_q']
+
+
+@pytest.mark.parametrize('timeout, ttl', [
+    (None, 3600), (5, 60), (600.2, 601), (10 ** 6, 3600)])
+def test_call_ttl_follows_its_timeout(driver, zaqar, timeout, ttl):
+    class Refusing(MemoryZaqar):
+        def post(self, queue, bodies, ttl):
+            super().post(queue, bodies, ttl)
+            raise zerrors.MalformedRequest('too large')
+    driver.zaqar = refusing = Refusing()
+    with pytest.raises(oslo_messaging.MessageDeliveryFailure):
+        driver.send(oslo_messaging.Target(topic='t'), {}, rpc(),
+                    wait_for_reply=True, timeout=timeout)
+    assert refusing.posts[0][2] == ttl
+
+
+def test_call_timeout(driver):
+    start = time.monotonic()
+    with pytest.raises(oslo_messaging.MessagingTimeout):
+        driver.send(oslo_messaging.Target(topic='nobody'), {}, rpc(),
+                    wait_for_reply=True, timeout=0.2)
+    assert time.monotonic() - start < 2
+
+
+def test_call_raises_the_remote_exception(make_driver, zaqar):
+    driver = make_driver(exmods=[__name__])
+    try:
+        raise KeyError('missing')
+    except KeyError:
+        failure = rpc_common.serialize_remote_exception(sys.exc_info())
+    server = Answer(zaqar, 't', lambda r: [
+        reply_to(r, uid='u1', failure=failure)])
+    server.start()
+    with pytest.raises(KeyError) as info:
+        driver.send(oslo_messaging.Target(topic='t'), {}, rpc(),
+                    wait_for_reply=True, timeout=5)
+    assert 'missing' in str(info.value)
+
+
+def test_heartbeats_and_duplicates_are_not_the_result(driver, zaqar):
+    server = Answer(zaqar, 't', lambda r: [
+        reply_to(r, uid='h1', ending=False),
+        reply_to(r, uid='r1', result='first'),
+        reply_to(r, uid='r1', result='first'),
+    ])
+    server.start()
+    assert driver.send(oslo_messaging.Target(topic='t'), {}, rpc(),
+                       wait_for_reply=True, timeout=5,
+                       call_monitor_timeout=5) == 'first'
+
+
+def test_call_monitor_times_out_without_heartbeats(driver):
+    with pytest.raises(oslo_messaging.MessagingTimeout):
+        driver.send(oslo_messaging.Target(topic='t'), {}, rpc(),
+                    wait_for_reply=True, timeout=30,
+                    call_monitor_timeout=0.2)
+
+
+def test_cleanup_deletes_the_reply_queue(driver, zaqar):
+    with pytest.raises(oslo_messaging.MessagingTimeout):
+        driver.send(oslo_messaging.Target(topic='t'), {}, rpc(),
+                    wait_for_reply=True, timeout=0.05)
+    reply_q = posted(zaqar)[1]['message']['_reply_q']
+    driver.cleanup()
+    assert zaqar.deleted_queues == [reply_q]
+
+
+def test_post_retries_then_gives_up(driver):
+    class Down:
+        calls = 0
+
+        def post(self, queue, bodies, ttl):
+            Down.calls += 1
+            raise ConnectionError('refused')
+    driver.zaqar = Down()
+    with pytest.raises(oslo_messaging.MessageDeliveryFailure):
+        driver.post('q', {'x': 1}, 60, retry=1)
+    assert Down.calls == 2
+
+
+# Listening -------------------------------------------------------------------
+
+def poller(driver, target=None):
+    adapter = driver.listen(target or oslo_messaging.Target(
+        topic='topic', server='s1'), 1, None)
+    return adapter._poll_style_listener
+
+
+def poll(listener, timeout=0.05):
+    got = listener.poll(timeout=timeout)
+    return got[0] if got else None
+
+
+def request_body(uid='u1', **extra):
+    msg = rpc(x=1)
+    msg.update({'_unique_id': uid, '_context_project_id': 'p'})
+    msg.update(extra)
+    return wire.body(msg)
+
+
+def test_incoming_request(driver, zaqar):
+    listener = poller(driver)
+    mid = zaqar.put_raw('topic', request_body())
+    incoming = poll(listener)
+    assert incoming.message == {'method': 'echo', 'args': {'x': 1},
+                                'version': '1.0'}
+    assert incoming.ctxt['project_id'] == 'p'
+    assert incoming.unique_id == 'u1'
+    assert zaqar.claimed[mid]
+    incoming.acknowledge()
+    assert zaqar.deleted == [('topic', mid, zaqar.deleted[0][2])]
+    assert zaqar.queues['topic'] == []
+
+
+def test_listens_to_topic_server_and_fanout(driver, zaqar):
+    listener = poller(driver)
+    zaqar.put_raw('topic', request_body('a'))
+    zaqar.put_raw('topic_s1', request_body('b'))
+    zaqar.put_raw('topic_fanout', request_body('c'))
+    got = {poll(listener).unique_id for _ in range(3)}
+    assert got == {'a', 'b', 'c'}
+    assert poll(listener) is None
+
+
+def test_fanout_is_listed_from_listen_time(make_driver, zaqar):
+    zaqar.put_raw('topic_fanout', request_body('old'))
+    first, second = poller(make_driver()), poller(make_driver())
+    zaqar.put_raw('topic_fanout', request_body('new'))
+    assert poll(first).unique_id == 'new'
+    assert poll(second).unique_id == 'new'
+    assert poll(first) is None
+    # Never claimed, never deleted: it expires.
+    assert len(zaqar.queues['topic_fanout']) == 2
+    assert zaqar.claimed == {} and zaqar.deleted == []
+
+
+def test_fanout_skips_messages_older_than_the_listener(driver, zaqar):
+    listener = poller(driver)
+    source = listener.sources[-1]
+    source.marker = None  # as if the marker was lost
+    zaqar.put_raw('topic_fanout', request_body('old'), age=30)
+    zaqar.put_raw('topic_fanout', request_body('new'), age=0)
+    assert poll(listener).unique_id == 'new'
+    assert poll(listener) is None
+
+
+@pytest.mark.parametrize('body', [
+    'not json at all',
+    {'some': 'foreign json'},
+    {'bridge': 1, 'message': 'not an object'},
+    {'bridge': 1, 'encoding': 'base64', 'message': 'AAAA'},
+    {'bridge': 1, 'message': {'event_type': 'e', 'payload': {}}},
+    {'bridge': 1, 'message': {'method': ''}},
+    {'bridge': 1, 'message': {'method': 'm'}, 'reply': {'queue': 'q'}},
+])
+def test_bad_input_is_dropped(driver, zaqar, body, caplog):
+    listener = poller(driver)
+    mid = zaqar.put_raw('topic', body)
+    zaqar.put_raw('topic', request_body('good'))
+    assert poll(listener).unique_id == 'good'
+    assert ('topic', mid) in [(q, m) for q, m, _ in zaqar.deleted]
+    assert mid in caplog.text
+
+
+def test_bad_fanout_input_is_deleted(driver, zaqar):
+    listener = poller(driver)
+    mid = zaqar.put_raw('topic_fanout', 'garbage')
+    assert poll(listener) is None
+    assert zaqar.deleted == [('topic_fanout', mid, None)]
+
+
+def test_plain_oslo_envelope_is_accepted(driver, zaqar):
+    listener = poller(driver)
+    msg = rpc(x=1)
+    msg['_unique_id'] = 'env1'
+    zaqar.put_raw('topic', envelope.wrap(msg))
+    assert poll(listener).unique_id == 'env1'
+
+
+def test_duplicates_are_dropped(driver, zaqar):
+    listener = poller(driver)
+    zaqar.put_raw('topic', request_body('same'))
+    first = poll(listener)
+    first.acknowledge()
+    dup = zaqar.put_raw('topic', request_body('same'))
+    assert poll(listener) is None
+    assert ('topic', dup) in [(q, m) for q, m, _ in zaqar.deleted]
+
+
+def test_requeue_releases_the_claim_once_settled(driver, zaqar):
+    listener = poller(driver)
+    a = zaqar.put_raw('topic', request_body('a'))
+    zaqar.put_raw('topic', request_body('b'))
+    first, second = poll(listener), poll(listener)
+    assert first.raw.claim is second.raw.claim
+    first.requeue()
+    assert zaqar.released == []          # b is still being handled
+    second.acknowledge()
+    assert zaqar.released == [('topic', first.raw.claim.id)]
+    assert a not in zaqar.claimed
+    # A requeued message is not a duplicate when it comes back.
+    assert poll(listener).unique_id == 'a'
+
+
+def test_failed_acknowledge_raises_so_the_server_skips(driver, zaqar):
+    listener = poller(driver)
+    zaqar.put_raw('topic', request_body())
+    incoming = poll(listener)
+    zaqar.claimed.clear()  # the claim expired
+    with pytest.raises(AssertionError):
+        incoming.acknowledge()
+    # Skipped by the server, so not a duplicate when it comes back.
+    assert poll(listener).unique_id == 'u1'
+
+
+def test_failed_notification_acknowledge_is_logged(driver, zaqar, caplog):
+    listener = driver.listen_for_notifications(
+        [(oslo_messaging.Target(topic='n'), 'info')], None, 1,
+        None)._poll_style_listener
+    mid = zaqar.put_raw('n_info', notification_body('n1'))
+    incoming = poll(listener)
+    zaqar.claimed.clear()
+    incoming.acknowledge()  # does not raise
+    assert mid in caplog.text
+    # Handled already: dropped when it comes back.
+    assert poll(listener) is None
+
+
+def test_stop_unblocks_poll(driver):
+    listener = poller(driver)
+    threading.Timer(0.1, listener.stop).start()
+    start = time.monotonic()
+    assert listener.poll(timeout=None) == []
+    assert time.monotonic() - start < 2
+
+
+# Replying --------------------------------------------------------------------
+
+def exc_info():
+    try:
+        raise ValueError('boom')
+    except ValueError:
+        return sys.exc_info()
+
+
+def test_reply_to_a_controller_call_goes_to_the_bridge(driver, zaqar):
+    listener = poller(driver)
+    zaqar.put_raw('topic', dict(request_body(
+        _msg_id='m1', _reply_q='reply_amqp'),
+        reply={'queue': 'bridge_replies', 'token': 'T0KEN'}))
+    incoming = poll(listener)
+    incoming.reply({'ok': True})
+    queue, body, _ = posted(zaqar)
+    assert queue == 'bridge_replies'
+    assert body['reply_token'] == 'T0KEN'
+    msg = body['message']
+    assert {k: msg[k] for k in ('result', 'failure', 'ending', '_msg_id')} \
+        == {'result': {'ok': True}, 'failure': None, 'ending': True,
+            '_msg_id': 'm1'}
+    assert body['id'] == msg['_unique_id']
+    # No heartbeat through the bridge: its token answers once.
+    incoming.heartbeat()
+    assert len(zaqar.posts) == 1
+
+
+def test_reply_failure_is_serialized(driver, zaqar):
+    listener = poller(driver)
+    zaqar.put_raw('topic', dict(request_body(_msg_id='m1'),
+                                reply={'queue': 'bridge_replies',
+                                       'token': 'T'}))
+    poll(listener).reply(failure=exc_info())
+    failure = json.loads(posted(zaqar)[1]['message']['failure'])
+    assert (failure['class'], failure['message']) == ('ValueError', 'boom')
+
+
+def test_reply_to_a_guest_call_goes_to_its_reply_queue(driver, zaqar):
+    listener = poller(driver)
+    zaqar.put_raw('topic', request_body(_msg_id='m2', _reply_q='reply_abc'))
+    incoming = poll(listener)
+    incoming.heartbeat()
+    incoming.reply('done')
+    (q1, hb, _), (q2, final, _) = [posted(zaqar, i) for i in (0, 1)]
+    assert q1 == q2 == 'reply_abc'
+    assert 'reply_token' not in final
+    assert hb['message']['ending'] is False
+    assert final['message']['result'] == 'done'
+    assert final['message']['_msg_id'] == 'm2'
+
+
+def test_no_reply_for_a_cast(driver, zaqar):
+    listener = poller(driver)
+    zaqar.put_raw('topic', request_body())
+    poll(listener).reply('ignored')
+    assert zaqar.posts == []
+
+
+def test_reply_to_a_bad_queue_name_is_dropped(driver, zaqar):
+    listener = poller(driver)
+    zaqar.put_raw('topic', request_body(_msg_id='m', _reply_q='../x'))
+    poll(listener).reply('x')
+    assert zaqar.posts == []
+
+
+# Notifications ---------------------------------------------------------------
+
+def notification_body(uid):
+    return wire.body({'event_type': 'e', 'payload': {'n': uid},
+                      'priority': 'INFO', 'publisher_id': 'g',
+                      'message_id': uid, 'timestamp': 't',
+                      '_unique_id': uid})
+
+
+def test_notification_listener(driver, zaqar):
+    adapter = driver.listen_for_notifications(
+        [(oslo_messaging.Target(topic='notifications'), 'info'),
+         (oslo_messaging.Target(topic='notifications'), 'error')],
+        None, 1, None)
+    listener = adapter._poll_style_listener
+    zaqar.put_raw('notifications_error', notification_body('n1'))
+    zaqar.put_raw('notifications_info', rpc())  # not a notification
+    incoming = poll(listener)
+    assert incoming.message['payload'] == {'n': 'n1'}
+    incoming.acknowledge()
+    assert [q for q, _, _ in zaqar.deleted].count('notifications_error') == 1
+
+
+def test_notification_pools_are_not_supported(driver):
+    with pytest.raises(NotImplementedError):
+        driver.listen_for_notifications(
+            [(oslo_messaging.Target(topic='n'), 'info')], 'pool', 1, None)
+
+
+# Helpers ---------------------------------------------------------------------
+
+def test_backoff_holds_then_doubles():
+    now = [0.0]
+    backoff = impl_zaqar.Backoff(0.05, 1.0, clock=lambda: now[0])
+    assert [backoff.next() for _ in range(6)] == [0.05, 0.1, 0.2, 0.4, 0.8,
+                                                  1.0]
+    backoff.reset()
+    now[0] = 0.5
+    assert [backoff.next() for _ in range(3)] == [0.05] * 3
+    now[0] = 1.5
+    assert [backoff.next() for _ in range(3)] == [0.05, 0.1, 0.2]
+
+
+def test_seen_ids_is_bounded():
+    seen = impl_zaqar.SeenIds(size=3)
+    assert all(seen.add(k) for k in 'abc')
+    assert not seen.add('a')
+    assert seen.add('d')          # evicts b, the least recent
+    assert seen.add('b')
+    seen.discard('d')
+    assert seen.add('d')

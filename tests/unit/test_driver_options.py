@@ -1,0 +1,174 @@
+"""The zaqar:// driver's transport URL, options and Zaqar client set-up."""
+
+from keystoneauth1 import session as ks_session
+from oslo_config import cfg
+import oslo_messaging
+import pytest
+
+from bridge.drivers import impl_zaqar
+from bridge.drivers import zaqar_options
+
+
+def driver(url, **opts):
+    conf = cfg.ConfigOpts()
+    conf([], project='test')
+    zaqar_options.register_opts(conf, oslo_messaging.TransportURL.parse(
+        conf, 'zaqar://h/'))
+    for name, value in opts.items():
+        conf.set_override(name, value, group=zaqar_options.GROUP)
+    return impl_zaqar.ZaqarDriver(
+        conf, oslo_messaging.TransportURL.parse(conf, url))
+
+
+def auth(drv):
+    return drv.zaqar.client.auth_opts
+
+
+def test_entry_point_loads_the_driver():
+    conf = cfg.ConfigOpts()
+    conf([], project='test')
+    transport = oslo_messaging.get_rpc_transport(
+        conf, url='zaqar://127.0.0.1:8888/?project_id=p1')
+    try:
+        assert isinstance(transport._driver, impl_zaqar.ZaqarDriver)
+    finally:
+        transport.cleanup()
+
+
+def test_noauth_url():
+    drv = driver('zaqar://zq.example.org:8889/?project_id=tenant-a')
+    assert drv.zaqar.client.api_url == 'http://zq.example.org:8889'
+    assert auth(drv) == {'backend': 'noauth',
+                         'options': {'os_project_id': 'tenant-a'}}
+    assert drv.zaqar.client.session is None
+
+
+def test_default_port_scheme_and_path():
+    drv = driver('zaqar://zq.example.org/messaging?project_id=p',
+                 url_scheme='https')
+    assert drv.zaqar.client.api_url == 'https://zq.example.org:8888/messaging'
+
+
+def test_ipv6_host():
+    drv = driver('zaqar://[::1]:8891/?project_id=p')
+    assert drv.zaqar.client.api_url == 'http://[::1]:8891'
+
+
+def test_query_overrides_options():
+    drv = driver('zaqar://h:1/?project_id=from-url&poll_interval_max=2.5'
+                 '&claim_ttl=120', project_id='from-file',
+                 poll_interval_max=9.0)
+    assert drv.opts.project_id == 'from-url'
+    assert drv.opts.poll_interval_max == 2.5
+    assert drv.opts.claim_ttl == 120
+    assert drv.opts.message_ttl == 3600  # untouched default
+
+
+def test_options_from_the_group():
+    drv = driver('zaqar://h:1/', project_id='from-file', fanout_ttl=90)
+    assert auth(drv)['options']['os_project_id'] == 'from-file'
+    assert drv.opts.fanout_ttl == 90
+
+
+@pytest.mark.parametrize('query', [
+    'project_id=p&no_such_option=1',   # unknown option
+    'project_id=p&claim_ttl=30',       # Zaqar minimum is 60
+    'project_id=p&message_ttl=10',
+    'project_id=p&auth_strategy=basic',
+    'project_id=p&reply_queue_prefix=a.b',
+])
+def test_bad_query_is_refused(query):
+    with pytest.raises((cfg.NoSuchOptError, ValueError)):
+        driver('zaqar://h:1/?' + query)
+
+
+def test_noauth_needs_a_project():
+    with pytest.raises(oslo_messaging.InvalidTransportURL):
+        driver('zaqar://h:1/')
+
+
+def test_url_needs_a_host():
+    with pytest.raises(oslo_messaging.InvalidTransportURL):
+        driver('zaqar:///?project_id=p')
+
+
+def test_keystone_session_built_once_from_url_credentials():
+    drv = driver('zaqar://user-a:pw-a@h:1/?auth_strategy=keystone'
+                 '&project_name=tenant-a',
+                 auth_url='https://ks.example.org/v3',
+                 username='file-user', password='file-pw')
+    client = drv.zaqar.client
+    assert auth(drv) == {'backend': 'keystone', 'options': {}}
+    assert isinstance(client.session, ks_session.Session)
+    plugin = client.session.auth
+    assert plugin.auth_url == 'https://ks.example.org/v3'
+    method = plugin.auth_methods[0]
+    assert (method.username, method.password) == ('user-a', 'pw-a')
+    assert method.user_domain_name == 'Default'
+    assert plugin.project_name == 'tenant-a'
+
+
+def test_keystone_credentials_from_the_group():
+    drv = driver('zaqar://h:1/', auth_strategy='keystone',
+                 auth_url='http://ks/v3', username='u', password='p',
+                 project_id='0123abcd')
+    method = drv.zaqar.client.session.auth.auth_methods[0]
+    assert (method.username, method.password) == ('u', 'p')
+    assert drv.zaqar.client.session.auth.project_id == '0123abcd'
+
+
+def test_keystone_needs_credentials():
+    with pytest.raises(oslo_messaging.InvalidTransportURL):
+        driver('zaqar://h:1/?auth_strategy=keystone&project_name=x')
+
+
+def test_signed_url():
+    drv = driver('zaqar://h:1/?auth_strategy=signed_url&project_id=p',
+                 signed_url_signature='sig', signed_url_expires='2030-01-01',
+                 signed_url_paths=['/v2/queues/q/messages',
+                                   '/v2/queues/q/claims'],
+                 signed_url_methods=['GET', 'POST'])
+    assert auth(drv) == {'backend': 'signed-url', 'options': {
+        'os_project_id': 'p', 'signature': 'sig', 'expires': '2030-01-01',
+        'paths': ['/v2/queues/q/messages', '/v2/queues/q/claims'],
+        'methods': ['GET', 'POST']}}
+
+
+def test_signed_url_needs_its_fields():
+    with pytest.raises(oslo_messaging.InvalidTransportURL):
+        driver('zaqar://h:1/?auth_strategy=signed_url&project_id=p',
+               signed_url_signature='sig')
+
+
+@pytest.mark.parametrize('opts, verify, cert', [
+    ({}, True, None),
+    ({'insecure': True}, False, None),
+    ({'ssl_ca_file': '/etc/ssl/zaqar-ca.pem'}, True,
+     '/etc/ssl/zaqar-ca.pem'),
+])
+def test_tls_settings_reach_every_request(opts, verify, cert):
+    drv = driver('zaqar://h:1/?project_id=p', **opts)
+    req, _ = drv.zaqar.client._request_and_transport()
+    assert (req.verify, req.cert) == (verify, cert)
+    assert req.headers['X-Project-Id'] == 'p'
+    assert req.headers['Client-ID'] == drv.zaqar.client.client_uuid
+
+
+def test_one_transport_for_all_requests():
+    drv = driver('zaqar://h:1/?project_id=p')
+    _, t1 = drv.zaqar.client._request_and_transport()
+    _, t2 = drv.zaqar.client._request_and_transport()
+    assert t1 is t2
+
+
+def test_list_opts_documents_every_option():
+    [(group, opts)] = zaqar_options.list_opts()
+    assert group == 'oslo_messaging_zaqar'
+    names = {o.name for o in opts}
+    assert {'url_scheme', 'project_id', 'auth_strategy', 'auth_url',
+            'username', 'password', 'project_name', 'user_domain_name',
+            'project_domain_name', 'signed_url_signature',
+            'signed_url_expires', 'signed_url_paths', 'signed_url_methods',
+            'reply_queue_prefix', 'claim_ttl', 'poll_interval_min',
+            'poll_interval_max', 'message_ttl', 'fanout_ttl'} <= names
+    assert all(o.help for o in opts)
