@@ -76,17 +76,20 @@ def test_reply_secret_required_for_oslo_routes(tmp_path):
                       base=False)
 
 
-def test_sample_config_is_current(tmp_path):
-    """etc/bridge.conf.sample must be what oslo-config-generator makes."""
+@pytest.mark.parametrize('generator, sample', [
+    ('amqp-zaqar-bridge-config-generator.conf', 'bridge.conf.sample'),
+    ('guest-config-generator.conf', 'oslo_messaging_zaqar.conf.sample'),
+])
+def test_sample_config_is_current(tmp_path, generator, sample):
+    """The committed samples must be what oslo-config-generator makes."""
     import pathlib
     import subprocess
     import sys
     root = pathlib.Path(__file__).resolve().parents[2]
     out = tmp_path / 'sample'
     subprocess.run([sys.executable, '-m', 'oslo_config.generator',
-                    '--config-file',
-                    str(root / 'etc/amqp-zaqar-bridge-config-generator.conf'),
+                    '--config-file', str(root / 'etc' / generator),
                     '--output-file', str(out)], check=True, cwd=root)
-    committed = (root / 'etc/bridge.conf.sample').read_text()
+    committed = (root / 'etc' / sample).read_text()
     assert out.read_text() == committed, (
-        'etc/bridge.conf.sample is stale: run "tox -e genconfig"')
+        'etc/%s is stale: run "tox -e genconfig"' % sample)
