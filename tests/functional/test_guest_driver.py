@@ -1,0 +1,282 @@
+"""Guest on zaqar://, controller on rabbit://, the bridge daemon between.
+
+Both sides are unmodified oslo.messaging objects; neither knows about the
+other's transport.
+"""
+
+import threading
+import time
+
+from oslo_context import context
+import oslo_messaging
+import pytest
+
+from tests.functional import bridgeutil
+from tests.functional.test_driver_standalone import GuestError
+from tests.functional.test_driver_standalone import guest_url  # noqa: F401
+from tests.functional.test_driver_standalone import make_conf
+
+pytestmark = pytest.mark.functional
+
+EXMODS = [__name__, 'tests.functional.test_driver_standalone']
+
+
+@pytest.fixture
+def names(unique_name):
+    class Names:
+        exchange = unique_name('ex')
+        guest = unique_name('g')
+        conductor = unique_name('conductor')
+        notify = unique_name('notif')
+        tenant_a = unique_name('tenant-a')
+        tenant_b = unique_name('tenant-b')
+    return Names
+
+
+@pytest.fixture
+def daemon(tmp_path, rabbit, zaqar, names):
+    tenants = '%s, %s' % (names.tenant_a, names.tenant_b)
+    routes = [
+        ('guests', '''
+            direction = to_zaqar
+            exchange = %s
+            binding_keys = guestagent.*, guestagent.*.*
+            tenant = context:project_id
+            ''' % names.exchange),
+        ('fanout', '''
+            direction = to_zaqar
+            exchange = guestagent.%s_fanout
+            exchange_type = fanout
+            tenant = context:project_id
+            zaqar_queue = {exchange}
+            ''' % names.guest),
+        ('conductor', '''
+            direction = to_amqp
+            exchange = %s
+            zaqar_queue = %s
+            tenants = %s
+            allowed_methods = heartbeat, report
+            poll_interval = 0.1
+            ''' % (names.exchange, names.conductor, tenants)),
+        ('notifications', '''
+            direction = to_amqp
+            exchange = %s
+            zaqar_queue = %s.info
+            routing_key = %s.info
+            tenants = %s
+            allowed_event_types = trove.*
+            poll_interval = 0.1
+            ''' % (names.exchange, names.notify, names.notify, tenants)),
+        ('replies', '''
+            direction = to_amqp
+            exchange =
+            zaqar_queue = bridge_replies
+            tenants = %s
+            poll_interval = 0.05
+            ''' % tenants),
+    ]
+    config = bridgeutil.write_config(tmp_path / 'bridge.conf', rabbit, zaqar,
+                                     routes)
+    d = bridgeutil.Daemon(config, tmp_path / 'bridge.log').start(6)
+    yield d
+    assert d.stop() == 0
+    bridgeutil.delete_queues(rabbit, config)
+
+
+class GuestAgent:
+    def __init__(self, name):
+        self.name = name
+        self.casts = []
+
+    def get_status(self, ctxt, **kwargs):
+        return {'guest': self.name, 'project': ctxt.get('project_id'),
+                'args': kwargs}
+
+    def prepare(self, ctxt, **kwargs):
+        self.casts.append(kwargs)
+
+    def fail(self, ctxt, why):
+        raise GuestError(why)
+
+    def slow(self, ctxt, seconds):
+        time.sleep(seconds)
+
+
+def guest_server(url, topic, server, endpoint, exchange):
+    transport = oslo_messaging.get_rpc_transport(make_conf(), url=url)
+    srv = oslo_messaging.get_rpc_server(
+        transport, oslo_messaging.Target(topic=topic, server=server,
+                                         exchange=exchange),
+        [endpoint], executor='threading')
+    srv.start()
+    return srv, transport
+
+
+def stop(srv, transport):
+    srv.stop()
+    srv.wait()
+    transport.cleanup()
+
+
+def controller_client(rabbit, names, timeout=20, **kw):
+    target = oslo_messaging.Target(exchange=names.exchange,
+                                   topic='guestagent.%s' % names.guest, **kw)
+    transport = oslo_messaging.get_rpc_transport(bridgeutil.oslo_conf(),
+                                                 url=rabbit.url)
+    return oslo_messaging.get_rpc_client(transport, target, timeout=timeout)
+
+
+def test_controller_calls_and_casts_guest(daemon, rabbit, guest_url, names):
+    agent = GuestAgent('a')
+    srv = guest_server(guest_url(names.tenant_a), 'guestagent.%s'
+                       % names.guest, 'host-a', agent, names.exchange)
+    try:
+        client = controller_client(rabbit, names)
+        ctxt = {'project_id': names.tenant_a, 'user_id': 'admin'}
+        assert client.call(ctxt, 'get_status', x=1) == {
+            'guest': 'a', 'project': names.tenant_a, 'args': {'x': 1}}
+        direct = client.prepare(server='host-a')
+        assert direct.call(ctxt, 'get_status', y=2)['args'] == {'y': 2}
+        client.cast(ctxt, 'prepare', memory=512)
+        bridgeutil.wait_until(lambda: agent.casts, what='the cast')
+        assert agent.casts == [{'memory': 512}]
+        # The rabbit side must allow the guest's exception module, as for
+        # any remote exception.
+        transport = oslo_messaging.get_rpc_transport(
+            bridgeutil.oslo_conf(), url=rabbit.url,
+            allowed_remote_exmods=EXMODS)
+        failing = oslo_messaging.get_rpc_client(
+            transport, oslo_messaging.Target(
+                exchange=names.exchange, topic='guestagent.%s' % names.guest),
+            timeout=20)
+        with pytest.raises(GuestError, match='disk full'):
+            failing.call(ctxt, 'fail', why='disk full')
+        with pytest.raises(oslo_messaging.MessagingTimeout):
+            client.prepare(timeout=2).call(ctxt, 'slow', seconds=4)
+    finally:
+        stop(*srv)
+
+
+def test_fanout_reaches_two_guests(daemon, rabbit, guest_url, names):
+    agents = [GuestAgent('a'), GuestAgent('b')]
+    servers = [guest_server(guest_url(names.tenant_a), 'guestagent.%s'
+                            % names.guest, 'host-%d' % i, agent,
+                            names.exchange)
+               for i, agent in enumerate(agents)]
+    try:
+        time.sleep(1.5)  # fanout listeners read from when they started
+        client = controller_client(rabbit, names, fanout=True)
+        client.cast({'project_id': names.tenant_a}, 'prepare', all=True)
+        bridgeutil.wait_until(lambda: all(a.casts for a in agents),
+                              what='both guests')
+        assert [a.casts for a in agents] == [[{'all': True}]] * 2
+    finally:
+        for srv in servers:
+            stop(*srv)
+
+
+class Conductor:
+    def __init__(self):
+        self.calls = []
+
+    def heartbeat(self, ctxt, **kwargs):
+        self.calls.append((ctxt, kwargs))
+        return {'ack': kwargs}
+
+
+def test_guest_casts_and_calls_controller(daemon, rabbit, guest_url, names):
+    endpoint = Conductor()
+    server = oslo_messaging.get_rpc_server(
+        oslo_messaging.get_rpc_transport(bridgeutil.oslo_conf(),
+                                         url=rabbit.url),
+        oslo_messaging.Target(exchange=names.exchange, topic=names.conductor,
+                              server='c1'),
+        [endpoint], executor='threading')
+    server.start()
+    transport = oslo_messaging.get_rpc_transport(
+        make_conf(), url=guest_url(names.tenant_b))
+    try:
+        client = oslo_messaging.get_rpc_client(
+            transport, oslo_messaging.Target(topic=names.conductor),
+            timeout=20)
+        spoof = {'project_id': names.tenant_a, 'is_admin': True}
+        client.cast(spoof, 'heartbeat', n=1)
+        assert client.call(spoof, 'heartbeat', n=2) == {'ack': {'n': 2}}
+        bridgeutil.wait_until(lambda: len(endpoint.calls) == 2,
+                              what='cast and call')
+        for ctxt, _ in endpoint.calls:
+            assert ctxt['project_id'] == names.tenant_b
+            assert ctxt['is_admin'] is False
+        with pytest.raises(oslo_messaging.MessagingTimeout):
+            # Not in allowed_methods: dead-lettered, never answered.
+            client.prepare(timeout=3).call({}, 'drop_everything')
+    finally:
+        transport.cleanup()
+        server.stop()
+        server.wait()
+
+
+class Listener:
+    def __init__(self):
+        self.events = []
+
+    def info(self, ctxt, publisher_id, event_type, payload, metadata):
+        self.events.append((ctxt, event_type, payload))
+
+
+def test_guest_notifier_reaches_rabbit_listener(daemon, rabbit, guest_url,
+                                                names):
+    endpoint = Listener()
+    listener = oslo_messaging.get_notification_listener(
+        oslo_messaging.get_notification_transport(bridgeutil.oslo_conf(),
+                                                  url=rabbit.url),
+        [oslo_messaging.Target(topic=names.notify, exchange=names.exchange)],
+        [endpoint], executor='threading')
+    listener.start()
+    transport = oslo_messaging.get_notification_transport(
+        make_conf(), url=guest_url(names.tenant_a))
+    try:
+        notifier = oslo_messaging.Notifier(transport, driver='messaging',
+                                           publisher_id='guest',
+                                           topics=[names.notify])
+        ctxt = context.RequestContext(project_id='spoofed')
+        notifier.info(ctxt, 'nova.secret', {'no': 1})
+        notifier.info(ctxt, 'trove.instance.heartbeat', {'ok': 1})
+        bridgeutil.wait_until(lambda: endpoint.events, what='notification')
+        time.sleep(1)
+        assert [(e[0]['project_id'], e[1], e[2]) for e in endpoint.events] \
+            == [(names.tenant_a, 'trove.instance.heartbeat', {'ok': 1})]
+    finally:
+        transport.cleanup()
+        listener.stop()
+        listener.wait()
+
+
+def test_tenants_do_not_see_each_others_messages(daemon, rabbit, guest_url,
+                                                 names):
+    agent_a, agent_b = GuestAgent('a'), GuestAgent('b')
+    servers = [guest_server(guest_url(names.tenant_a), 'guestagent.%s'
+                            % names.guest, 'h', agent_a, names.exchange),
+               guest_server(guest_url(names.tenant_b), 'guestagent.%s'
+                            % names.guest, 'h', agent_b, names.exchange)]
+    try:
+        client = controller_client(rabbit, names)
+        for i in range(3):
+            client.cast({'project_id': names.tenant_a}, 'prepare', n=i)
+        result = client.call({'project_id': names.tenant_b}, 'get_status')
+        assert result['guest'] == 'b'
+        bridgeutil.wait_until(lambda: len(agent_a.casts) == 3,
+                              what='tenant A casts')
+        time.sleep(1)
+        assert agent_b.casts == []
+        assert sorted(c['n'] for c in agent_a.casts) == [0, 1, 2]
+    finally:
+        for srv in servers:
+            stop(*srv)
+
+
+def test_wait_helper_threads_are_cleaned():
+    # The guest driver's threads end with cleanup(): none left running.
+    leftovers = [t for t in threading.enumerate()
+                 if 'zaqar' in t.name.lower()]
+    assert leftovers == []
