@@ -130,7 +130,30 @@ OPTS = [
                     '20).'),
     cfg.FloatOpt('poll_interval', default=1.0, min=0.01,
                  help='to_amqp: longest pause between two claims on an '
-                      'empty queue (the pause grows from 0.05 s to this).'),
+                      'empty queue (the pause grows from 0.05 s to this). '
+                      'Not used with a doorbell.'),
+    cfg.PortOpt('doorbell_port', default=0,
+                help='to_amqp: port of the doorbell webhook the route\'s '
+                     'workers serve; Zaqar POSTs to it when a message is '
+                     'posted to a tenant queue (needs zaqar-server\'s '
+                     'notification pipeline), so empty queues are not '
+                     'polled at all. 0: no doorbell, poll.'),
+    cfg.HostAddressOpt('doorbell_host', default='127.0.0.1',
+                       help='to_amqp: address the doorbell listens on.'),
+    cfg.URIOpt('doorbell_url', schemes=['http', 'https'],
+               help='to_amqp: URL Zaqar rings (as zaqar-server reaches the '
+                    'bridge). Default: http://<doorbell_host>:'
+                    '<doorbell_port>/'),
+    cfg.FloatOpt('sweep_interval', default=1.0, min=0.01,
+                 help='to_amqp with a doorbell: the safety sweep looks at '
+                      'one tenant queue every this many seconds, in turn, '
+                      'to catch a lost ring (and re-subscribes it).'),
+    cfg.FloatOpt('tenant_rate_limit', default=0.0, min=0.0,
+                 help='to_amqp: most messages per second taken from one '
+                      'tenant\'s queue; the rest waits in Zaqar. 0: no '
+                      'limit. Each round takes at most claim_limit '
+                      'messages from each tenant, so one busy tenant never '
+                      'starves the others.'),
 ]
 
 OPTION_NAMES = {opt.dest for opt in OPTS}
@@ -284,6 +307,9 @@ def _check_reverse(route):
     if not route.tenants:
         raise RouteError(name, 'tenants', 'a to_amqp route needs at least '
                          'one tenant to drain')
+    if route.doorbell_port and route.doorbell_url is None:
+        route.doorbell_url = 'http://%s:%d/' % (route.doorbell_host,
+                                                route.doorbell_port)
     for tenant in route.tenants:
         try:
             naming.render(route.zaqar_queue, tenant=tenant, route=name)

@@ -1,0 +1,118 @@
+"""When the reverse path looks at which tenant queue.
+
+Without a doorbell, an empty queue is polled less and less often, from
+every 0.05 s up to ``poll_interval``.  With a doorbell, an empty queue is
+not polled at all until it rings; a slow sweep looks at one queue every
+``sweep_interval`` seconds in turn, to catch a ring that was lost.  Either
+way a queue that yielded messages is claimed again at once until it is
+empty.
+
+Fairness: each round claims at most once (``claim_limit`` messages) from
+each due queue, so a busy tenant can't starve the others, and a tenant
+over ``tenant_rate_limit`` messages per second waits, its overflow kept in
+Zaqar, never dropped.
+"""
+
+import threading
+import time
+
+MIN_POLL = 0.05
+NEVER = float('inf')
+
+
+class TenantQueue:
+    """One queue to drain, and when to look at it next."""
+
+    def __init__(self, tenant, project, name, rate=0.0, owned=True):
+        self.tenant = tenant
+        self.project = project
+        self.name = name
+        # A worker polls and sweeps the queues of its shard (owned); the
+        # others it claims from only when their doorbell rings here.
+        self.owned = owned
+        self.next_poll = 0.0 if owned else NEVER
+        self.subscribed = False   # the doorbell rings for it
+        self.swept = False        # this look is the safety sweep's
+        self.idle = MIN_POLL
+        self.rate = rate
+        self.tokens = rate
+        self.refilled = time.monotonic()
+
+    def allowance(self, limit, now):
+        """How many messages may be claimed now (rate limit)."""
+        if not self.rate:
+            return limit
+        self.tokens = min(self.rate, self.tokens
+                          + (now - self.refilled) * self.rate)
+        self.refilled = now
+        return min(limit, int(self.tokens))
+
+    def __repr__(self):
+        return '%s/%s' % (self.tenant, self.name)
+
+
+class Schedule:
+    def __init__(self, queues, poll_interval, doorbell=False,
+                 sweep_interval=1.0):
+        self.queues = list(queues)
+        self.owned = [q for q in self.queues if q.owned]
+        self.by_key = {(q.tenant, q.name): q for q in self.queues}
+        self.poll_interval = poll_interval
+        self.doorbell = doorbell
+        self.sweep_interval = sweep_interval
+        self.next_sweep = 0.0
+        self._sweep_at = 0
+        self._lock = threading.Lock()
+        self.wake = threading.Event()
+
+    def due(self, now):
+        """The queues to claim from in this round."""
+        with self._lock:
+            if self.doorbell and now >= self.next_sweep and self.owned:
+                queue = self.owned[self._sweep_at % len(self.owned)]
+                self._sweep_at += 1
+                if queue.next_poll > now:
+                    queue.next_poll = now
+                    queue.swept = True
+                self.next_sweep = now + self.sweep_interval
+            return [q for q in self.queues if q.next_poll <= now]
+
+    def next_wake(self, now):
+        """Seconds until something is due (a ring wakes earlier)."""
+        with self._lock:
+            wake = min((q.next_poll for q in self.queues), default=NEVER)
+            if self.doorbell:
+                wake = min(wake, self.next_sweep)
+        return max(0.0, min(wake - now, 1.0))
+
+    def got(self, queue, count, now):
+        """``count`` messages were claimed from ``queue``."""
+        with self._lock:
+            if queue.rate:
+                queue.tokens -= count
+            queue.idle = MIN_POLL
+            queue.next_poll = now
+            if queue.rate and queue.tokens < 1:
+                queue.next_poll = now + (1 - queue.tokens) / queue.rate
+
+    def empty(self, queue, now):
+        with self._lock:
+            if self.doorbell or not queue.owned:
+                queue.next_poll = NEVER
+                return
+            queue.next_poll = now + queue.idle
+            queue.idle = min(queue.idle * 2, self.poll_interval)
+
+    def retry_in(self, queue, delay, now):
+        with self._lock:
+            queue.next_poll = now + delay
+
+    def ring(self, tenant, name):
+        """The doorbell rang for (tenant, queue); False if not ours."""
+        with self._lock:
+            queue = self.by_key.get((tenant, name))
+            if queue is None:
+                return False
+            queue.next_poll = 0.0
+        self.wake.set()
+        return True
