@@ -12,9 +12,9 @@ wake-up: the bridge never trusts or forwards its content, it claims the
 real messages from the tenant's queue.
 
 Subscriptions are created with the fewest retries Zaqar accepts, so a
-bridge that is restarting doesn't tie up Zaqar's notifier; a missed ring is
-caught by the slow safety sweep of the reverse path.  All workers of a route bind the
-same port (SO_REUSEPORT); any of them may answer any ring.
+bridge that is restarting doesn't tie up Zaqar's notifier; a missed ring
+is caught by the slow safety sweep of the reverse path.  All workers of a
+route bind the same port (SO_REUSEPORT); any of them may answer any ring.
 """
 
 import json
