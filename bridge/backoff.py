@@ -26,14 +26,17 @@ class Outage:
 
     The first failure logs a warning, later ones only at debug level, and
     the recovery logs how long it lasted: an outage never floods the log.
+    ``report``, when given, is called with False on each failure and True on
+    each success (metrics of the connection).
     """
 
-    def __init__(self, log, route, side, maximum=30.0):
+    def __init__(self, log, route, side, maximum=30.0, report=None):
         self.log = log
         self.route = route
         self.side = side
         self.backoff = Backoff(maximum=maximum)
         self.since = None
+        self.report = report
 
     @property
     def down(self):
@@ -41,6 +44,8 @@ class Outage:
 
     def failed(self, exc, waiting=''):
         """Record a failure; return how long to wait before the next try."""
+        if self.report is not None:
+            self.report(False)
         delay = self.backoff.next()
         if self.since is None:
             self.since = time.monotonic()
@@ -54,6 +59,8 @@ class Outage:
         return delay
 
     def ok(self):
+        if self.report is not None:
+            self.report(True)
         if self.since is not None:
             self.log.info('Route %s: %s is back after %.1fs', self.route,
                           self.side, time.monotonic() - self.since)

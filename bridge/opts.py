@@ -9,6 +9,7 @@ import itertools
 
 def list_opts():
     from bridge.amqp import connection
+    from bridge import metrics
     from bridge import routing
     from bridge import rpc
     from bridge import service
@@ -18,5 +19,6 @@ def list_opts():
         ('amqp', itertools.chain(connection.OPTS)),
         ('rpc', itertools.chain(rpc.OPTS)),
         ('zaqar', itertools.chain(client.list_opts())),
+        ('metrics', itertools.chain(metrics.OPTS)),
         (routing.SAMPLE_GROUP, itertools.chain(routing.OPTS)),
     ]

@@ -30,12 +30,14 @@ FORWARD_FIELDS = ('routing_key', 'exchange', 'route', 'tenant', 'server',
 REVERSE_FIELDS = ('tenant', 'route')
 
 OPTS = [
-    cfg.StrOpt('direction', required=True,
+    # Not required=True: oslo.config would then refuse to reload files
+    # where a removed route's section is gone (checked in _read instead).
+    cfg.StrOpt('direction',
                choices=[(TO_ZAQAR, 'AMQP exchange -> per-tenant Zaqar '
                          'queues'),
                         (TO_AMQP, 'per-tenant Zaqar queues -> AMQP '
                          'exchange')],
-               help='Which way this route carries messages.'),
+               help='Which way this route carries messages. Required.'),
     cfg.IntOpt('workers', default=1, min=1, max=64,
                help='Worker processes running this route.'),
     cfg.StrOpt('envelope', default='oslo',
@@ -157,6 +159,7 @@ OPTS = [
 ]
 
 OPTION_NAMES = {opt.dest for opt in OPTS}
+REQUIRED = ('direction',)
 
 
 class RouteError(ValueError):
@@ -247,7 +250,7 @@ def _read(conf, name):
         except (cfg.ConfigFileValueError, ValueError) as exc:
             raise RouteError(name, opt.dest, 'bad value: %s'
                              % _short(exc))
-        if opt.required and values[opt.dest] is None:
+        if opt.dest in REQUIRED and values[opt.dest] is None:
             raise RouteError(name, opt.dest, 'is required')
     return values
 

@@ -6,7 +6,8 @@ passes oslo.messaging calls.  Connections are opened in the child
 (``run``), never in the manager.  ``terminate`` (SIGTERM) stops taking new
 messages, lets the current batch finish or be released, and returns
 within the grace period; a worker that dies is respawned by cotyledon with
-the same ``worker_id``.
+the same ``worker_id``.  Each worker writes its metrics (bridge.metrics);
+:class:`MetricsService` serves them with ``/healthz``.
 """
 
 import threading
@@ -27,6 +28,7 @@ class Worker(cotyledon.Service):
         self.name = self.describe()
         self._done = threading.Event()
         self._loop = None
+        self.metrics = None
 
     def describe(self):
         return self.__class__.name
@@ -36,8 +38,11 @@ class Worker(cotyledon.Service):
         raise NotImplementedError
 
     def run(self):
+        from bridge import metrics
         from bridge.zaqar import client as zaqar_client
         try:
+            self.metrics = metrics.Metrics()
+            self.metrics.worker_started(self.route.name)
             self._loop = self.build(zaqar_client.Clients(self.conf))
             self._loop.run()
         finally:
@@ -48,6 +53,13 @@ class Worker(cotyledon.Service):
             self._loop.stop()
             self._done.wait()
 
+    def reload(self):
+        """SIGHUP reaches every worker; the manager decides (bridge.reload).
+
+        A worker whose route did not change keeps running; the others are
+        stopped and started again by the manager.
+        """
+
 
 class ForwardService(Worker):
     name = 'forward'
@@ -57,7 +69,8 @@ class ForwardService(Worker):
 
     def build(self, clients):
         from bridge.amqp import forward
-        return forward.Forwarder(self.conf, self.route, clients)
+        return forward.Forwarder(self.conf, self.route, clients,
+                                 metrics=self.metrics)
 
 
 class ReverseService(Worker):
@@ -69,15 +82,62 @@ class ReverseService(Worker):
     def build(self, clients):
         from bridge.zaqar import reverse
         return reverse.Reverser(self.conf, self.route, clients,
-                                self.worker_id)
+                                self.worker_id, metrics=self.metrics)
 
 
 class RepliesService(Worker):
     name = 'replies'
 
+    def __init__(self, worker_id, conf):
+        from bridge import routing
+        super().__init__(worker_id, conf, routing.replies_route(conf))
+
     def build(self, clients):
         from bridge.amqp import forward
-        from bridge import routing
         from bridge.translate import to_zaqar
-        return forward.Forwarder(self.conf, routing.replies_route(self.conf),
-                                 clients, translate=to_zaqar.translate_reply)
+        return forward.Forwarder(self.conf, self.route, clients,
+                                 metrics=self.metrics,
+                                 translate=to_zaqar.translate_reply)
+
+
+class MetricsService(cotyledon.Service):
+    """``/metrics`` and ``/healthz`` over HTTP ([metrics] options)."""
+
+    name = 'metrics'
+
+    def __init__(self, worker_id, conf, path):
+        super().__init__(worker_id)
+        self.conf = conf
+        self.path = path
+        self.server = None
+        self._stop = threading.Event()
+
+    def run(self):
+        from bridge import health
+        group = self.conf.metrics
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                self.server = health.make_server(group.bind_host, group.port,
+                                                 self.path)
+                break
+            except OSError as exc:
+                # Not fatal: the bridge works without its endpoint.
+                (LOG.debug if failures else LOG.error)(
+                    'Metrics endpoint cannot listen on %s port %d (%s); '
+                    'trying again', group.bind_host, group.port, exc)
+                failures += 1
+                self._stop.wait(5.0)
+        if self.server is None:
+            return
+        LOG.info('Metrics endpoint on http://%s:%d/metrics and /healthz',
+                 group.bind_host, group.port)
+        try:
+            self.server.serve_forever(poll_interval=0.5)
+        finally:
+            self.server.server_close()
+
+    def terminate(self):
+        self._stop.set()
+        if self.server is not None:
+            self.server.shutdown()

@@ -23,6 +23,12 @@ import kombu
 from bridge.amqp import connection as amqp_connection
 
 
+# Where a to_zaqar message was first published.  A replayed dead letter
+# keeps them; the forward path takes its exchange and routing key from them.
+ORIGIN_EXCHANGE = 'x-bridge-exchange'
+ORIGIN_ROUTING_KEY = 'x-bridge-routing-key'
+
+
 def exchange(conf):
     return kombu.Exchange(conf.amqp.dead_letter_exchange, type='direct',
                           durable=True, auto_delete=False)

@@ -23,6 +23,7 @@ from bridge.amqp import deadletter
 from bridge.amqp import publisher
 from bridge import backoff
 from bridge import batch
+from bridge import metrics as bridge_metrics
 from bridge import routing
 from bridge.translate import Reject
 from bridge.translate import to_zaqar
@@ -59,16 +60,19 @@ class Forwarder(mixins.ConsumerMixin):
         self.conf = conf
         self.route = route
         self.clients = clients
-        self.metrics = metrics
+        self.metrics = metrics or bridge_metrics.NULL
         self.connection = amqp_connection.connection(conf)
         self.batches = batch.Batches(
             route.batch_size,
             conf.zaqar.max_messages_post_size - to_zaqar.POST_OVERHEAD,
             route.batch_timeout)
         self.dead = []
-        self.zaqar = backoff.Outage(LOG, route.name, 'Zaqar',
-                                    route.retry_max_interval)
+        self.zaqar = backoff.Outage(
+            LOG, route.name, 'Zaqar', route.retry_max_interval,
+            report=lambda up: self.metrics.connection(route.name, 'zaqar',
+                                                      up))
         self.retry_at = 0.0
+        self.check_at = 0.0  # next look at an idle Zaqar
         self.publisher = None
         self.connected = False
 
@@ -94,11 +98,13 @@ class Forwarder(mixins.ConsumerMixin):
         self.dead = []
         self.publisher = publisher.Publisher(connection, self.conf)
         self.connected = True
+        self.metrics.connection(self.route.name, 'rabbitmq', True)
         LOG.info('Route %s: consuming queue %s on exchange %s',
                  self.route.name, self.route.amqp_queue, self.route.exchange)
 
     def on_connection_error(self, exc, interval):
         self.connected = False
+        self.metrics.connection(self.route.name, 'rabbitmq', False)
         LOG.warning('Route %s: RabbitMQ unreachable (%s), retrying in %.1fs',
                     self.route.name, exc, interval)
 
@@ -107,22 +113,43 @@ class Forwarder(mixins.ConsumerMixin):
         # requeued by RabbitMQ when the connection closes.
         self.flush(force=True, last=True)
         self.connected = False
+        self.metrics.connection(self.route.name, 'rabbitmq', False)
 
     def on_iteration(self):
         self.flush()
+        self.check_zaqar()
+        self.metrics.in_flight(self.route.name,
+                               self.batches.pending + len(self.dead))
 
     # -- receiving
 
-    def on_message(self, message):
-        if self.metrics:
-            self.metrics.received(self.route.name)
-        props = message.properties or {}
+    def origin(self, message):
+        """The exchange and routing key ``message`` was published with.
+
+        A dead letter replayed by ``amqp-zaqar-bridge-manage dead-letters
+        replay`` comes straight into this route's queue through the default
+        exchange, and says where it was first published in its
+        x-bridge-exchange and x-bridge-routing-key headers.
+        """
         delivery = message.delivery_info or {}
+        exchange = delivery.get('exchange', self.route.exchange)
+        routing_key = delivery.get('routing_key', '')
+        headers = message.headers or {}
+        if exchange == '' and routing_key == self.route.amqp_queue and \
+                deadletter.ORIGIN_ROUTING_KEY in headers:
+            return (headers.get(deadletter.ORIGIN_EXCHANGE,
+                                self.route.exchange),
+                    headers[deadletter.ORIGIN_ROUTING_KEY])
+        return exchange, routing_key
+
+    def on_message(self, message):
+        self.metrics.received(self.route.name)
+        props = message.properties or {}
+        exchange, routing_key = self.origin(message)
         try:
             out = self.translate(
                 self.route, self.conf, self.clients.project_of,
-                message.body, delivery.get('exchange', self.route.exchange),
-                delivery.get('routing_key', ''), message.headers, props,
+                message.body, exchange, routing_key, message.headers, props,
                 message.content_type)
         except Reject as exc:
             self.dead.append((message, exc))
@@ -169,9 +196,8 @@ class Forwarder(mixins.ConsumerMixin):
         self._zaqar_ok()
         for message, out in todo.items:
             message.ack()
-            if self.metrics:
-                self.metrics.forwarded(self.route.name,
-                                       time.monotonic() - out.received_at)
+            self.metrics.forwarded(self.route.name,
+                                   time.monotonic() - out.received_at)
             LOG.debug('Route %s: forwarded message %s to tenant %s queue %s',
                       self.route.name, out.msg_id, out.tenant, queue)
         return True
@@ -192,8 +218,7 @@ class Forwarder(mixins.ConsumerMixin):
         return True
 
     def _zaqar_failed(self, todo, exc, last):
-        if self.metrics:
-            self.metrics.retried(self.route.name, len(todo.items))
+        self.metrics.retried(self.route.name, len(todo.items))
         delay = self.zaqar.failed(exc, '; %d message(s) wait unacknowledged'
                                   % (self.batches.pending + len(todo.items)))
         self.retry_at = time.monotonic() + delay
@@ -201,20 +226,37 @@ class Forwarder(mixins.ConsumerMixin):
     def _zaqar_ok(self):
         self.zaqar.ok()
         self.retry_at = 0.0
+        self.check_at = (time.monotonic()
+                         + self.conf.metrics.zaqar_check_interval)
+
+    def check_zaqar(self):
+        """With nothing to post, ask Zaqar now and then if it is there.
+
+        Health (and systemd's watchdog) then see a Zaqar outage, and its
+        end, without traffic.  Posts are the check while batches wait.
+        """
+        now = time.monotonic()
+        if self.batches.pending or now < (
+                self.retry_at if self.zaqar.down else self.check_at):
+            return
+        try:
+            self.clients.check()
+        except Exception as exc:
+            self.retry_at = now + self.zaqar.failed(exc)
+            return
+        self._zaqar_ok()
 
     def _dead_letter(self, message, exc):
-        delivery = message.delivery_info or {}
+        exchange, routing_key = self.origin(message)
         headers = dict(message.headers or {})
         headers.update(deadletter.headers(
             self.route.name, routing.TO_ZAQAR, exc.reason, exc.message_id,
-            exchange=delivery.get('exchange'),
-            routing_key=delivery.get('routing_key')))
+            exchange=exchange, routing_key=routing_key))
         self.publisher.dead_letter(message.body, self.route.name, headers,
                                    content_type=message.content_type)
         message.ack()
-        if self.metrics:
-            self.metrics.dead_lettered(self.route.name)
+        self.metrics.dead_lettered(self.route.name)
         LOG.error('Route %s: message %s dead-lettered: %s (routing key %s)',
                   self.route.name, exc.message_id or '?', exc.reason,
-                  delivery.get('routing_key'))
+                  routing_key)
 

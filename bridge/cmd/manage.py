@@ -1,30 +1,22 @@
 """amqp-zaqar-bridge-manage: the operator's command line."""
 
-import json
 import sys
 
 from oslo_config import cfg
+from oslo_log import log
 
+from bridge import admin
+from bridge.admin import cli
+from bridge.admin import deadletter_commands
+from bridge.admin import output
+from bridge.admin import signed_url
+from bridge.admin import status
 from bridge.amqp import connection as amqp_connection
+from bridge import backoff
 from bridge import checks
 from bridge import service
 
-
-def _print(conf, rows, title=None):
-    if conf.command.format == 'json':
-        print(json.dumps(rows, indent=2, sort_keys=True))
-        return
-    if title:
-        print(title)
-    if not rows:
-        print('(none)')
-        return
-    keys = list(rows[0])
-    widths = [max(len(k), *(len(str(r[k])) for r in rows)) for k in keys]
-    print('  '.join(k.ljust(w) for k, w in zip(keys, widths)))
-    print('  '.join('-' * w for w in widths))
-    for row in rows:
-        print('  '.join(str(row[k]).ljust(w) for k, w in zip(keys, widths)))
+LOG = log.getLogger(__name__)
 
 
 def _route_rows(routes):
@@ -47,7 +39,7 @@ def _route_rows(routes):
 
 
 def check_config(conf, routes):
-    _print(conf, _route_rows(routes), 'Routes:')
+    output.show(conf, _route_rows(routes), 'Routes:')
     failures = []
     rabbit = checks.rabbitmq(conf)
     zaqar = checks.zaqar(conf)
@@ -58,7 +50,7 @@ def check_config(conf, routes):
               'status': 'unreachable: %s' % zaqar if zaqar else 'ok'}]
     if conf.command.format != 'json':
         print()
-    _print(conf, sides, 'Connections:')
+    output.show(conf, sides, 'Connections:')
     if rabbit:
         failures.append('RabbitMQ at %s is unreachable: %s'
                         % (amqp_connection.redact(conf.transport_url),
@@ -72,7 +64,7 @@ def check_config(conf, routes):
 
 
 def show_routes(conf, routes):
-    _print(conf, _route_rows(routes))
+    output.show(conf, _route_rows(routes))
     return 0
 
 
@@ -82,19 +74,27 @@ COMMANDS = {
     'routes': (show_routes, 'What each route binds, its tenant rule and '
                'its queues.'),
 }
+# Commands with options of their own add their parsers themselves.
+MODULES = (deadletter_commands, signed_url, status)
 
 
 def add_command_parsers(subparsers):
     for name, (func, help_text) in COMMANDS.items():
-        parser = subparsers.add_parser(name, help=help_text)
+        parser = cli.add_parser(subparsers, name, help=help_text)
         parser.set_defaults(func=func)
-        parser.add_argument('--format', choices=['table', 'json'],
-                            default='table', help='Output format.')
+        cli.add_format_option(parser)
+    for module in MODULES:
+        module.add_parser(subparsers)
 
 
 COMMAND_OPT = cfg.SubCommandOpt('command', title='Commands',
                                 handler=add_command_parsers,
                                 help='What to do.')
+
+
+def _error(text, code):
+    sys.stderr.write('%s: %s\n' % (cli.PROG, text))
+    return code
 
 
 def main(argv=None):
@@ -104,9 +104,17 @@ def main(argv=None):
         conf = service.prepare_service(argv, conf=conf)
         routes = service.load_routes(conf)
     except service.ConfigError as exc:
-        sys.stderr.write('amqp-zaqar-bridge-manage: %s\n' % exc)
-        return 2
-    return conf.command.func(conf, routes)
+        return _error(exc, 2)
+    try:
+        return conf.command.func(conf, routes)
+    except admin.Failure as exc:
+        return _error(exc, exc.exit_code)
+    except KeyboardInterrupt:
+        return _error('interrupted', 130)
+    except Exception as exc:  # never a traceback for the operator
+        LOG.debug('%s failed', conf.command.name, exc_info=True)
+        return _error('%s failed: %s (--debug shows where)'
+                      % (conf.command.name, backoff.error_text(exc)), 1)
 
 
 if __name__ == '__main__':

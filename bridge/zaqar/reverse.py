@@ -2,13 +2,13 @@
 
 A :class:`Reverser` runs in each worker of a to_amqp route.  The route's
 tenants are split across its workers (a stable hash of the tenant modulo
-``workers``), so each queue is claimed by one worker and no queue is
-polled twice.  For each queue it owns, the worker claims up to
-``claim_limit`` messages, publishes each one with publisher confirms and
-deletes it from Zaqar only after the broker confirmed.  A crash before the
-delete leaves the claim to expire (``claim_ttl``): the message is claimed
-again, never lost.  An empty queue is polled less and less often, down to
-once every ``poll_interval`` seconds.
+``workers``), so each queue is polled by one worker only.  From a queue,
+the worker claims up to ``claim_limit`` messages, publishes each one with
+publisher confirms and deletes it from Zaqar only after the broker
+confirmed.  A crash before the delete leaves the claim to expire
+(``claim_ttl``): the message is claimed again, never lost.  When to look
+at which queue (polling backoff, doorbell, safety sweep, per-tenant
+fairness and rate limit) is bridge/zaqar/schedule.py's business.
 """
 
 import threading
@@ -22,36 +22,22 @@ from bridge.amqp import connection as amqp_connection
 from bridge.amqp import deadletter
 from bridge.amqp import publisher
 from bridge import backoff
+from bridge import metrics as bridge_metrics
 from bridge import naming
 from bridge import routing
 from bridge import tokens
 from bridge.translate import Reject
 from bridge.translate import to_amqp
 from bridge.zaqar import client as zaqar_client
+from bridge.zaqar import doorbell
+from bridge.zaqar import schedule
 
 LOG = log.getLogger(__name__)
-
-MIN_POLL = 0.05
-
 
 def shard(tenants, worker_id, workers):
     """The tenants worker ``worker_id`` of ``workers`` drains."""
     return [t for t in tenants
             if zlib.crc32(t.encode('utf-8')) % workers == worker_id]
-
-
-class TenantQueue:
-    """One queue to drain, and when to look at it next."""
-
-    def __init__(self, tenant, project, name):
-        self.tenant = tenant
-        self.project = project
-        self.name = name
-        self.next_poll = 0.0
-        self.idle = MIN_POLL
-
-    def __repr__(self):
-        return '%s/%s' % (self.tenant, self.name)
 
 
 class Reverser:
@@ -60,24 +46,36 @@ class Reverser:
         self.conf = conf
         self.route = route
         self.clients = clients
-        self.metrics = metrics
-        self.queues = [
-            TenantQueue(t, clients.project_of(t),
-                        naming.render(route.zaqar_queue, tenant=t,
-                                      route=route.name))
-            for t in shard(route.tenants, worker_id, route.workers)]
+        self.metrics = metrics or bridge_metrics.NULL
+        mine = set(shard(route.tenants, worker_id, route.workers))
+        self.schedule = schedule.Schedule(
+            [schedule.TenantQueue(t, clients.project_of(t),
+                                  naming.render(route.zaqar_queue, tenant=t,
+                                                route=route.name),
+                                  rate=route.tenant_rate_limit,
+                                  owned=t in mine)
+             for t in route.tenants],
+            route.poll_interval, doorbell=bool(route.doorbell_port),
+            sweep_interval=route.sweep_interval)
+        self.queues = self.schedule.owned
+        self.doorbell = None
         self.connection = amqp_connection.connection(conf)
         self.publisher = None
         self.used_tokens = tokens.UsedTokens()
-        self.zaqar = backoff.Outage(LOG, route.name, 'Zaqar',
-                                    route.retry_max_interval)
-        self.amqp = backoff.Outage(LOG, route.name, 'RabbitMQ',
-                                   route.retry_max_interval)
+        self.zaqar = backoff.Outage(
+            LOG, route.name, 'Zaqar', route.retry_max_interval,
+            report=lambda up: self.metrics.connection(route.name, 'zaqar',
+                                                      up))
+        self.amqp = backoff.Outage(
+            LOG, route.name, 'RabbitMQ', route.retry_max_interval,
+            report=lambda up: self.metrics.connection(route.name,
+                                                      'rabbitmq', up))
         self._stop = threading.Event()
         self._declared_queues = set()
 
     def stop(self):
         self._stop.set()
+        self.schedule.wake.set()
 
     # -- AMQP side
 
@@ -93,6 +91,8 @@ class Reverser:
         self.publisher.declare_exchange(
             self.route.exchange, self.route.exchange_type,
             self.route.exchange_durable, self.route.exchange_auto_delete)
+        if not self.queues:  # no tenant in this worker's shard
+            self.metrics.connection(self.route.name, 'zaqar', True)
         LOG.info('Route %s: connected to RabbitMQ, draining %d tenant '
                  'queue(s)', self.route.name, len(self.queues))
 
@@ -101,6 +101,7 @@ class Reverser:
         raise StopIteration
 
     def _amqp_error(self, exc, interval):
+        self.metrics.connection(self.route.name, 'rabbitmq', False)
         LOG.warning('Route %s: RabbitMQ unreachable (%s), retrying in %.1fs',
                     self.route.name, exc, interval)
 
@@ -122,61 +123,100 @@ class Reverser:
     # -- the loop
 
     def run(self):
+        if self.route.doorbell_port:
+            self.doorbell = doorbell.Doorbell(
+                self.route.doorbell_host, self.route.doorbell_port,
+                self.schedule.ring).start()
         errors = None
-        while not self._stop.is_set():
-            try:
-                self._connect()
-                errors = (self.connection.connection_errors
-                          + self.connection.channel_errors)
-                self._drain_due()
-            except StopIteration:
-                break
-            except Exception as exc:
-                if errors is None or not isinstance(exc, errors):
-                    raise
-                self.publisher = None
-                self._stop.wait(self.amqp.failed(exc))
-        self.connection.release()
+        try:
+            while not self._stop.is_set():
+                try:
+                    self._connect()
+                    errors = (self.connection.connection_errors
+                              + self.connection.channel_errors)
+                    self._drain_due()
+                except StopIteration:
+                    break
+                except Exception as exc:
+                    if errors is None or not isinstance(exc, errors):
+                        raise
+                    self.publisher = None
+                    self._stop.wait(self.amqp.failed(exc))
+        finally:
+            if self.doorbell is not None:
+                self.doorbell.stop()
+            self.connection.release()
 
     def _drain_due(self):
-        now = time.monotonic()
-        for queue in self.queues:
+        """One round: at most one claim from each queue that is due."""
+        for queue in self.schedule.due(time.monotonic()):
             if self._stop.is_set():
                 return
-            if queue.next_poll <= now:
-                self._drain(queue)
-        wake = min((q.next_poll for q in self.queues), default=now + 1.0)
-        self._stop.wait(max(0.0, min(wake - time.monotonic(), 1.0)))
+            self._drain(queue)
+        wake = self.schedule.wake
+        wake.wait(self.schedule.next_wake(time.monotonic()))
+        wake.clear()
+
+    def _subscribe(self, queue, client):
+        """Make sure the doorbell rings for this queue (once per worker)."""
+        if not self.route.doorbell_port or queue.subscribed:
+            return
+        try:
+            doorbell.subscribe(client, queue.name, self.route.doorbell_url,
+                               queue.tenant)
+        except zaqar_client.PERMANENT_ERRORS as exc:
+            # Polling still works: the sweep finds its messages, slowly.
+            LOG.error('Route %s: Zaqar refuses the doorbell subscription of '
+                      'tenant %s queue %s (%s); only the safety sweep will '
+                      'look at it', self.route.name, queue.tenant,
+                      queue.name, backoff.error_text(exc))
+        queue.subscribed = True
 
     def _drain(self, queue):
+        now = time.monotonic()
+        limit = queue.allowance(self.route.claim_limit, now)
+        if limit < 1:
+            self.schedule.got(queue, 0, now)
+            return
         client = self.clients.for_project(queue.project)
         try:
+            if queue.owned:
+                self._subscribe(queue, client)
             claim = client.queue(queue.name).claim(
-                ttl=self.route.claim_ttl, grace=60,
-                limit=self.route.claim_limit)
+                ttl=self.route.claim_ttl, grace=60, limit=limit)
             messages = list(claim)
         except zaqar_client.TRANSIENT_ERRORS as exc:
             self._zaqar_failed(queue, exc)
             return
         self.zaqar.ok()
+        if queue.swept:
+            queue.swept = False
+            if messages and self.route.doorbell_port:
+                LOG.info('Route %s: the safety sweep found messages in tenant '
+                         '%s queue %s; subscribing its doorbell again',
+                         self.route.name, queue.tenant, queue.name)
+                queue.subscribed = False
         if not messages:
-            queue.next_poll = time.monotonic() + queue.idle
-            queue.idle = min(queue.idle * 2, self.route.poll_interval)
+            self.schedule.empty(queue, time.monotonic())
             return
-        queue.idle = MIN_POLL
-        queue.next_poll = 0.0
-        for message in messages:
-            if self._stop.is_set():
-                _release(claim)
-                return
-            self._handle(queue, message)
+        self.schedule.got(queue, len(messages), time.monotonic())
+        self.metrics.in_flight(self.route.name, len(messages))
+        try:
+            for message in messages:
+                if self._stop.is_set():
+                    _release(claim)
+                    return
+                self._handle(queue, message)
+        finally:
+            self.metrics.in_flight(self.route.name, 0)
 
     def _zaqar_failed(self, queue, exc):
-        queue.next_poll = time.monotonic() + self.zaqar.failed(exc)
+        self.schedule.retry_in(queue, self.zaqar.failed(exc),
+                               time.monotonic())
 
     def _handle(self, queue, message):
-        if self.metrics:
-            self.metrics.received(self.route.name)
+        self.metrics.received(self.route.name)
+        received_at = time.monotonic()
         try:
             out = to_amqp.translate(self.route, self.conf, queue.tenant,
                                     queue.name, message.body, message.id,
@@ -207,8 +247,8 @@ class Reverser:
                       queue.tenant, queue.name, out.exchange,
                       out.routing_key)
         self._delete(queue, message)
-        if self.metrics:
-            self.metrics.forwarded(self.route.name, 0.0)
+        self.metrics.forwarded(self.route.name,
+                               time.monotonic() - received_at)
 
     def _dead_letter(self, queue, message, exc):
         headers = deadletter.headers(
@@ -218,8 +258,7 @@ class Reverser:
         self.publisher.dead_letter({'body': message.body}, self.route.name,
                                    headers)
         self._delete(queue, message)
-        if self.metrics:
-            self.metrics.dead_lettered(self.route.name)
+        self.metrics.dead_lettered(self.route.name)
         LOG.error('Route %s: message %s from tenant %s queue %s '
                   'dead-lettered: %s', self.route.name, message.id,
                   queue.tenant, queue.name, exc.reason)

@@ -1,8 +1,10 @@
 """Run the installed daemon and talk oslo.messaging to it, for tests."""
 
+import os
 import pathlib
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -21,12 +23,19 @@ def bin_path(name):
     return str(here) if here.exists() else shutil.which(name)
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
 def write_config(path, rabbit, zaqar, routes, extra=''):
     """A config whose AMQP queues are this test's own.
 
     Every to_zaqar route and the reply queue get unique durable queue
     names (remembered for :func:`delete_queues`), so runs and tests never
-    share a backlog.
+    share a backlog.  The metrics endpoint gets a free port (unless
+    ``extra`` has a [metrics] section), so daemons never share one.
     """
     names = ', '.join(name for name, _ in routes)
     run = uuid.uuid4().hex[:12]
@@ -49,7 +58,10 @@ def write_config(path, rabbit, zaqar, routes, extra=''):
             queues.append('bridge-test-%s-%s' % (run, name))
             body += '\namqp_queue = %s' % queues[-1]
         text += '\n[route:%s]\n%s\n' % (name, body)
-    path.write_text(text + textwrap.dedent(extra))
+    extra = textwrap.dedent(extra)
+    if '[metrics]' not in extra:
+        extra += '\n[metrics]\nport = %d\n' % free_port()
+    path.write_text(text + extra)
     QUEUES[str(path)] = queues
     return path
 
@@ -68,20 +80,35 @@ def delete_queues(rabbit, config):
 
 
 class Daemon:
-    """The amqp-zaqar-bridge process started from a config file."""
+    """The amqp-zaqar-bridge process started from a config file.
 
-    def __init__(self, config, log_path, *extra_args):
+    ``env``: variables to set in (or, with the value None, remove from) the
+    environment it inherits.
+    """
+
+    def __init__(self, config, log_path, *extra_args, env=None):
         self.config = config
         self.log_path = log_path
         self.args = [bin_path('amqp-zaqar-bridge'), '--config-file',
                      str(config), '--log-file', str(log_path)] + \
             list(extra_args)
+        self.env = dict(env or {})
         self.proc = None
+
+    def environment(self):
+        env = dict(os.environ)
+        for name, value in self.env.items():
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = str(value)
+        return env
 
     def start(self, workers=1):
         """Start, and wait until ``workers`` workers are connected."""
         self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE)
+                                     stderr=subprocess.PIPE,
+                                     env=self.environment())
         self.wait_for_log(lambda text: self.ready_count(text) >= workers,
                           what='%d worker(s) ready' % workers)
         return self
@@ -112,6 +139,7 @@ class Daemon:
                              % (what, self.log()[-3000:]))
 
     def worker_pids(self):
+        """The route workers (not the metrics endpoint's process)."""
         out = subprocess.run(['pgrep', '-P', str(self.proc.pid)],
                              capture_output=True, text=True).stdout
         pids = []
@@ -119,6 +147,8 @@ class Daemon:
             try:
                 cmd = pathlib.Path('/proc/%s/cmdline' % pid).read_bytes()
             except FileNotFoundError:
+                continue
+            if b': metrics worker' in cmd:
                 continue
             if b'worker' in cmd or b'amqp-zaqar-bridge' in cmd:
                 pids.append(int(pid))

@@ -1,0 +1,668 @@
+"""Plumbing shared by the benchmarks: servers, the daemon, clients, tables.
+
+Every benchmark starts what it measures and stops it again, also on
+Ctrl-C and errors: a zaqar-server (from .zaqar-venv) on a free port with a
+pair of Redis databases of its own (flushed), and the installed
+``amqp-zaqar-bridge`` daemon from a config file written into a temporary
+directory, with AMQP exchange and queue names unique to the run.
+RabbitMQ and Redis must already be running (tools/setup-env.sh).
+"""
+
+import contextlib
+import fcntl
+import json
+import os
+import pathlib
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import urllib.request
+import uuid
+import warnings
+
+# oslo.messaging imports oslo.service, which warns about eventlet on
+# import in every process; the warning says nothing about the benchmark.
+warnings.filterwarnings('ignore', message=r'(?s).*Eventlet is deprecated')
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+ZAQAR_VENV = pathlib.Path(os.environ.get('ZAQAR_VENV', ROOT / '.zaqar-venv'))
+RABBIT_URL = os.environ.get('BENCH_RABBIT_URL',
+                            'rabbit://guest:guest@127.0.0.1:5672/')
+REDIS = os.environ.get('BENCH_REDIS', '127.0.0.1:6379')
+# The lock files of tests/fixtures/servers.py: a benchmark and a test run
+# never share a pair of Redis databases.  Tests take pairs from 6 up, the
+# benchmarks from 14 down.
+REDIS_DB_PAIRS = [(n, n + 1) for n in range(14, 5, -2)]
+LOCK_FILE = 'amqp-zaqar-bridge-tests-redis-%d-%d.lock'
+SECRET = 'benchmark-reply-secret'
+
+
+def log(text):
+    """Progress goes to stderr; stdout holds only the table (or JSON)."""
+    print('[%s] %s' % (time.strftime('%H:%M:%S'), text), file=sys.stderr,
+          flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def run_id():
+    return uuid.uuid4().hex[:10]
+
+
+def kombu_url(rabbit_url):
+    """oslo.messaging's rabbit://... as kombu's amqp://..."""
+    scheme, rest = rabbit_url.split('://', 1)
+    return 'amqp://' + rest
+
+
+def bin_path(name):
+    here = pathlib.Path(sys.executable).parent / name
+    return str(here) if here.exists() else shutil.which(name)
+
+
+class BenchError(Exception):
+    """The benchmark cannot go on; the text says why."""
+
+
+# -- Redis (a few commands; the project's venv has no redis client)
+
+class Redis:
+    def __init__(self, db, address=REDIS):
+        host, port = address.rsplit(':', 1)
+        self.sock = socket.create_connection((host, int(port)), timeout=10)
+        self.file = self.sock.makefile('rb')
+        self.command('SELECT', db)
+
+    def close(self):
+        self.file.close()
+        self.sock.close()
+
+    def _send(self, *commands):
+        out = []
+        for args in commands:
+            out.append(b'*%d\r\n' % len(args))
+            for arg in args:
+                arg = str(arg).encode()
+                out.append(b'$%d\r\n%s\r\n' % (len(arg), arg))
+        self.sock.sendall(b''.join(out))
+
+    def _read(self):
+        line = self.file.readline()
+        kind, rest = line[:1], line[1:-2]
+        if kind == b'-':
+            raise BenchError('redis: %s' % rest.decode())
+        if kind == b':':
+            return int(rest)
+        if kind == b'$':
+            if int(rest) < 0:
+                return None
+            data = self.file.read(int(rest) + 2)
+            return data[:-2]
+        if kind == b'+':
+            return rest.decode()
+        raise BenchError('redis: unexpected reply %r' % line)
+
+    def command(self, *args):
+        self._send(args)
+        return self._read()
+
+    def pipeline(self, commands):
+        self._send(*commands)
+        return [self._read() for _ in commands]
+
+
+class MessageCounter:
+    """Counts the messages stored in Zaqar queues, straight from Redis.
+
+    A message is in its queue's ``<project>.<queue>.messages`` sorted set
+    (zaqar.storage.redis) from the moment it can be claimed, so ZCARD
+    counts claimable messages without a single request to zaqar-server.
+    """
+
+    def __init__(self, db, project, queues):
+        self.redis = Redis(db)
+        self.keys = ['%s.%s.messages' % (project, q) for q in queues]
+
+    def count(self):
+        return sum(self.redis.pipeline([('ZCARD', k) for k in self.keys]))
+
+    def wait_for(self, expected, timeout, interval=0.005, on_wait=None):
+        """Poll until ``expected`` messages are stored; return that time."""
+        deadline = time.monotonic() + timeout
+        while True:
+            count = self.count()
+            now = time.monotonic()
+            if count >= expected:
+                return now
+            if now > deadline:
+                raise BenchError('timed out after %.0fs: %d of %d message(s) '
+                                 'in Zaqar' % (timeout, count, expected))
+            if on_wait is not None:
+                on_wait()
+            time.sleep(interval)
+
+    def close(self):
+        self.redis.close()
+
+
+@contextlib.contextmanager
+def redis_dbs():
+    """Lock a free pair of Redis databases (message, management store)."""
+    for pair in REDIS_DB_PAIRS:
+        path = os.path.join(tempfile.gettempdir(), LOCK_FILE % pair)
+        lock = open(path, 'w')
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            continue
+        try:
+            yield pair
+        finally:
+            lock.close()
+        return
+    raise BenchError('all Redis database pairs %s are locked by test or '
+                     'benchmark runs' % REDIS_DB_PAIRS)
+
+
+# -- processes
+
+def _start(args, log_path, env=None):
+    """A child in a session of its own: Ctrl-C reaches only us, and we
+    stop it (and its own children) ourselves."""
+    out = open(log_path, 'ab')
+    try:
+        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env=env,
+                                start_new_session=True)
+    finally:
+        out.close()
+
+
+def _stop(proc, timeout):
+    """SIGTERM the child's process group, SIGKILL it after ``timeout``."""
+    if proc is None or proc.poll() is not None:
+        return proc.returncode if proc else None
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        return proc.wait()
+
+
+def tail(path, lines=30):
+    try:
+        return '\n'.join(pathlib.Path(path).read_text(
+            errors='replace').splitlines()[-lines:])
+    except FileNotFoundError:
+        return '(no %s)' % path
+
+
+# -- zaqar-server
+
+ZAQAR_CONF = '''\
+[DEFAULT]
+# empty = no auth; the project comes from the X-Project-ID header
+auth_strategy =
+pooling = false
+unreliable = true
+
+[drivers]
+transport = wsgi
+message_store = redis
+management_store = redis
+
+[drivers:transport:wsgi]
+bind = 127.0.0.1
+port = {port}
+
+# Zaqar reads the database only from ?dbid=N
+[drivers:message_store:redis]
+uri = redis://{redis}?dbid={msg_db}
+
+[drivers:management_store:redis]
+uri = redis://{redis}?dbid={mgmt_db}
+
+[signed_url]
+secret_key = amqp-zaqar-bridge-benchmark-secret
+{pipeline}'''
+
+# Subscriptions (the bridge's doorbell) need the notification pipeline.
+PIPELINE = '''
+[storage]
+message_pipeline = zaqar.notification.notifier
+'''
+
+# zaqar.transport.wsgi.app reads its config only from the standard paths.
+GUNICORN_APP = '''\
+import os
+
+from oslo_config import cfg
+from zaqar import bootstrap
+
+cfg.CONF(project='zaqar', args=['--config-file',
+                                os.environ['BENCH_ZAQAR_CONF']])
+application = bootstrap.Bootstrap(cfg.CONF).transport.app
+'''
+
+
+class Zaqar:
+    """A no-auth zaqar-server: wsgiref (``gunicorn=0``) or gunicorn."""
+
+    def __init__(self, workdir, dbids, gunicorn=0, pipeline=False):
+        self.workdir = pathlib.Path(workdir)
+        self.dbids = dbids
+        self.gunicorn = gunicorn
+        self.pipeline = pipeline
+        self.port = free_port()
+        self.url = 'http://127.0.0.1:%d' % self.port
+        self.log_path = self.workdir / 'zaqar.log'
+        self.proc = None
+
+    def describe(self):
+        if self.gunicorn:
+            text = ('zaqar-server app under gunicorn, %d sync worker(s)'
+                    % self.gunicorn)
+        else:
+            text = 'zaqar-server (wsgiref, single-threaded)'
+        return text + (', notification pipeline' if self.pipeline else '')
+
+    def start(self):
+        conf = self.workdir / 'zaqar.conf'
+        conf.write_text(ZAQAR_CONF.format(
+            port=self.port, redis=REDIS, msg_db=self.dbids[0],
+            mgmt_db=self.dbids[1],
+            pipeline=PIPELINE if self.pipeline else ''))
+        redis = Redis(self.dbids[0])
+        try:
+            for db in self.dbids:
+                redis.command('SELECT', db)
+                redis.command('FLUSHDB')
+        finally:
+            redis.close()
+        if self.gunicorn:
+            (self.workdir / 'bench_zaqar_app.py').write_text(GUNICORN_APP)
+            env = dict(os.environ, BENCH_ZAQAR_CONF=str(conf))
+            args = [str(ZAQAR_VENV / 'bin' / 'gunicorn'),
+                    '--workers', str(self.gunicorn),
+                    '--worker-class', 'sync',
+                    '--bind', '127.0.0.1:%d' % self.port,
+                    '--chdir', str(self.workdir),
+                    '--timeout', '120', '--graceful-timeout', '5',
+                    '--log-level', 'warning',
+                    'bench_zaqar_app:application']
+        else:
+            env = None
+            args = [str(ZAQAR_VENV / 'bin' / 'zaqar-server'),
+                    '--config-file', str(conf)]
+        if not pathlib.Path(args[0]).exists():
+            raise BenchError('%s is missing: run tools/setup-env.sh'
+                             % args[0])
+        self.proc = _start(args, self.log_path, env)
+        deadline = time.monotonic() + 60
+        while not self._answers():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise BenchError('zaqar-server did not start:\n%s'
+                                 % tail(self.log_path))
+            time.sleep(0.2)
+        return self
+
+    def _answers(self):
+        req = urllib.request.Request(self.url + '/v2/', headers={
+            'Client-ID': str(uuid.uuid4()), 'X-Project-ID': 'benchmark'})
+        try:
+            return urllib.request.urlopen(req, timeout=2).status == 200
+        except OSError:
+            return False
+
+    def stop(self):
+        _stop(self.proc, 10)
+
+
+# -- python-zaqarclient
+
+def zaqar_client(url, project):
+    """A noauth zaqarclient Client that reuses its transport.
+
+    python-zaqarclient builds a new transport and ``requests`` session for
+    every call; a client that means to go fast keeps the first one (the
+    bridge does the same), so the baseline does too.
+    """
+    from zaqarclient.queues.v2 import client as zclient
+
+    class Client(zclient.Client):
+        _cached = None
+
+        def _get_transport(self, request):
+            if self._cached is None:
+                self._cached = super()._get_transport(request)
+            return self._cached
+
+    conf = {'auth_opts': {'backend': 'noauth',
+                          'options': {'os_project_id': project}}}
+    return Client(url, version=2, conf=conf)
+
+
+# -- the bridge daemon
+
+class Daemon:
+    """``amqp-zaqar-bridge`` started from a config file of its own."""
+
+    def __init__(self, workdir, zaqar_url, routes, run, extra='',
+                 source=None):
+        """``routes``: [(name, body)]; AMQP names get the ``run`` id.
+
+        ``source``: run the ``bridge`` package found in this directory (a
+        checkout, e.g. ``git archive HEAD | tar -x -C DIR``) instead of the
+        installed one.
+        """
+        self.workdir = pathlib.Path(workdir)
+        self.source = source
+        self._log_offset = 0
+        self._log_checked = 0.0
+        self.config = self.workdir / 'bridge.conf'
+        self.log_path = self.workdir / 'bridge.log'
+        self.queues = ['bench-%s-replies' % run, 'bench-%s-dead' % run]
+        self.exchanges = ['bench-%s-dlx' % run]
+        text = textwrap.dedent('''\
+            [DEFAULT]
+            transport_url = {rabbit}
+            routes = {names}
+            graceful_shutdown_timeout = 20
+            [zaqar]
+            url = {zaqar}
+            [rpc]
+            reply_secret = {secret}
+            amqp_reply_queue = {replies}
+            [amqp]
+            dead_letter_exchange = {dlx}
+            dead_letter_queue = {dead}
+            ''').format(rabbit=RABBIT_URL,
+                        names=', '.join(n for n, _ in routes),
+                        zaqar=zaqar_url, secret=SECRET,
+                        replies=self.queues[0], dead=self.queues[1],
+                        dlx=self.exchanges[0])
+        for name, body in routes:
+            body = textwrap.dedent(body).strip()
+            if 'direction = to_zaqar' in body:
+                self.queues.append('bench-%s-%s' % (run, name))
+                body += '\namqp_queue = %s' % self.queues[-1]
+            text += '\n[route:%s]\n%s\n' % (name, body)
+        self.config.write_text(text + textwrap.dedent(extra))
+        self.proc = None
+
+    def start(self, ready, timeout=60):
+        """Start; wait until the log shows each ``ready`` line often
+        enough (a dict: text -> count)."""
+        env = None
+        if self.source:
+            env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+                [str(self.source)] + [p for p in os.environ.get(
+                    'PYTHONPATH', '').split(os.pathsep) if p]))
+        self.proc = _start([bin_path('amqp-zaqar-bridge'), '--config-file',
+                            str(self.config), '--log-file',
+                            str(self.log_path)],
+                           self.workdir / 'bridge.stderr', env)
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.log()
+            if all(text.count(k) >= n for k, n in ready.items()):
+                return self
+            self.check_alive(every=0.5)
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise BenchError('the bridge did not get ready:\n%s\n%s' % (
+                    tail(self.workdir / 'bridge.stderr', 10),
+                    tail(self.log_path)))
+            time.sleep(0.1)
+
+    def log(self):
+        try:
+            return self.log_path.read_text(errors='replace')
+        except FileNotFoundError:
+            return ''
+
+    def check_alive(self, every=1.0):
+        """Raise if the daemon exited or logged an ERROR (a worker that
+        crashed, a message dead-lettered) since the last check."""
+        if self.proc is not None and self.proc.poll() is not None:
+            raise BenchError('the bridge exited (%s):\n%s'
+                             % (self.proc.returncode, tail(self.log_path)))
+        now = time.monotonic()
+        if now - self._log_checked < every:
+            return
+        self._log_checked = now
+        try:
+            with open(self.log_path, 'rb') as f:
+                f.seek(self._log_offset)
+                new = f.read()
+        except FileNotFoundError:
+            return
+        self._log_offset += len(new)
+        for line in new.decode(errors='replace').splitlines():
+            if ' ERROR ' in line:
+                raise BenchError('the bridge logged an error (see %s):\n%s'
+                                 % (self.log_path, line))
+
+    def worker_pids(self, title=''):
+        """The daemon's workers whose process title contains ``title``
+        (cotyledon names them, e.g. "amqp-zaqar-bridge: forward bench
+        worker(0)")."""
+        pids = []
+        for pid in children(self.proc.pid):
+            try:
+                with open('/proc/%d/cmdline' % pid, 'rb') as f:
+                    cmdline = f.read().replace(b'\0', b' ').decode(
+                        errors='replace')
+            except OSError:
+                continue
+            if title in cmdline:
+                pids.append(pid)
+        return sorted(pids)
+
+    def stop(self):
+        code = _stop(self.proc, 30)
+        delete_amqp(self.queues, self.exchanges)
+        return code
+
+
+def delete_amqp(queues=(), exchanges=()):
+    """Remove what a run declared on the broker."""
+    import kombu
+    try:
+        with kombu.Connection(kombu_url(RABBIT_URL),
+                              connect_timeout=5) as conn:
+            for name in queues:
+                with contextlib.suppress(*conn.channel_errors):
+                    conn.default_channel.queue_delete(name)
+            for name in exchanges:
+                with contextlib.suppress(*conn.channel_errors):
+                    conn.default_channel.exchange_delete(name)
+    except Exception as exc:  # cleanup must not hide the real outcome
+        log('could not delete AMQP queues/exchanges %s: %s'
+            % (list(queues) + list(exchanges), exc))
+
+
+# -- CPU accounting (read from /proc; Linux only, else zeros)
+
+_TICK = os.sysconf('SC_CLK_TCK') if hasattr(os, 'sysconf') else 100
+
+
+def cpu_seconds(pid):
+    """User + system CPU of a process (all its threads) so far."""
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            fields = f.read().rsplit(')', 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def pids_named(*names):
+    """Processes whose command name is one of ``names`` (e.g. the
+    RabbitMQ and Redis servers), to see what their CPU time grows by."""
+    out = []
+    for entry in os.listdir('/proc') if os.path.isdir('/proc') else []:
+        if entry.isdigit():
+            try:
+                with open('/proc/%s/comm' % entry) as f:
+                    if f.read().strip() in names:
+                        out.append(int(entry))
+            except OSError:
+                pass
+    return out
+
+
+def children(pid):
+    out = subprocess.run(['pgrep', '-P', str(pid)], capture_output=True,
+                         text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+class CpuMeter:
+    """CPU seconds each group of processes used between start and stop."""
+
+    def __init__(self, groups):
+        self.groups = groups  # name -> [pid]
+        self.before = {}
+        self.used = {}
+
+    def _read(self):
+        return {name: sum(cpu_seconds(p) for p in pids)
+                for name, pids in self.groups.items()}
+
+    def start(self):
+        self.before = self._read()
+        return self
+
+    def stop(self):
+        after = self._read()
+        self.used = {k: after[k] - self.before.get(k, 0.0) for k in after}
+        return self.used
+
+
+# -- running and reporting
+
+@contextlib.contextmanager
+def workspace(prefix, keep=False):
+    """A temp dir for configs and logs; SIGTERM ends the run as Ctrl-C
+    does, so every ``finally`` runs.  Kept when the run fails."""
+    def interrupted(signum, frame):
+        raise KeyboardInterrupt('signal %d' % signum)
+    old = signal.signal(signal.SIGTERM, interrupted)
+    # Even when started in the background with SIGINT ignored.
+    old_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+    path = pathlib.Path(tempfile.mkdtemp(prefix=prefix))
+    ok = False
+    try:
+        yield path
+        ok = True
+    finally:
+        signal.signal(signal.SIGTERM, old)
+        signal.signal(signal.SIGINT, old_int)
+        if ok and not keep:
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            log('logs and configs kept in %s' % path)
+
+
+def percentile(values, p):
+    """Linear interpolation between closest ranks (as numpy's default)."""
+    if not values:
+        return float('nan')
+    values = sorted(values)
+    k = (len(values) - 1) * p / 100.0
+    lo = int(k)
+    hi = min(lo + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+def latency_summary(seconds):
+    ms = [s * 1000.0 for s in seconds]
+    return {'count': len(ms), 'p50_ms': percentile(ms, 50),
+            'p90_ms': percentile(ms, 90), 'p99_ms': percentile(ms, 99),
+            'mean_ms': sum(ms) / len(ms) if ms else float('nan'),
+            'min_ms': min(ms) if ms else float('nan'),
+            'max_ms': max(ms) if ms else float('nan')}
+
+
+def median(values):
+    return percentile(values, 50)
+
+
+def fmt(value, digits=1):
+    if value is None:
+        return '-'
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    return '%.*f' % (digits, value)
+
+
+def table(headers, rows):
+    """Plain text, first column left-aligned, the others right-aligned."""
+    cells = [list(headers)] + [[fmt(c) if not isinstance(c, tuple)
+                                else fmt(*c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+
+    def line(row):
+        return '  '.join(c.ljust(w) if i == 0 else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(row, widths)))
+    out = [line(cells[0]), '  '.join('-' * w for w in widths)]
+    out.extend(line(r) for r in cells[1:])
+    return '\n'.join(out)
+
+
+def machine():
+    """What the figures were measured on."""
+    try:
+        load = '%.1f' % os.getloadavg()[0]
+    except OSError:
+        load = '?'
+    return {'cpus': os.cpu_count(), 'load_1min_at_end': load,
+            'python': sys.version.split()[0]}
+
+
+def bridge_source(source=None):
+    """Which bridge code ran: a --bridge-src dir, or the checkout."""
+    where = pathlib.Path(source).resolve() if source else ROOT
+
+    def git(*args):
+        try:
+            return subprocess.run(['git', '-C', str(where)] + list(args),
+                                  capture_output=True, text=True,
+                                  timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ''
+    rev = git('rev-parse', '--short', 'HEAD')
+    if not rev:
+        return str(where)
+    dirty = git('status', '--porcelain', '--', 'bridge')
+    return '%s at %s%s' % (where, rev, ' + uncommitted changes in bridge/'
+                           if dirty else '')
+
+
+def _rounded(value):
+    if isinstance(value, float):
+        return round(value, 3)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_rounded(v) for v in value]
+    return value
+
+
+def dump_json(data):
+    print(json.dumps(_rounded(data), indent=2, sort_keys=True))
