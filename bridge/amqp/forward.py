@@ -12,6 +12,7 @@ alive) and RabbitMQ stops delivering at ``prefetch`` unacknowledged
 messages, so memory stays bounded and the backlog stays in RabbitMQ.
 """
 
+import select
 import time
 
 import kombu
@@ -74,6 +75,7 @@ class Forwarder(mixins.ConsumerMixin):
         self.retry_at = 0.0
         self.check_at = 0.0  # next look at an idle Zaqar
         self.publisher = None
+        self.active = None
         self.connected = False
 
     def run(self, **kwargs):
@@ -97,6 +99,8 @@ class Forwarder(mixins.ConsumerMixin):
         self.batches.clear()
         self.dead = []
         self.publisher = publisher.Publisher(connection, self.conf)
+        self.publisher.declare_dead_letters(self.route.name)
+        self.active = connection
         self.connected = True
         self.metrics.connection(self.route.name, 'rabbitmq', True)
         LOG.info('Route %s: consuming queue %s on exchange %s',
@@ -116,10 +120,23 @@ class Forwarder(mixins.ConsumerMixin):
         self.metrics.connection(self.route.name, 'rabbitmq', False)
 
     def on_iteration(self):
-        self.flush()
+        # A burst is batched; a lone message (an RPC call...) goes at once.
+        self.flush(force=bool(self.batches.pending)
+                   and not self._more_waiting())
         self.check_zaqar()
         self.metrics.in_flight(self.route.name,
                                self.batches.pending + len(self.dead))
+
+    def _more_waiting(self):
+        """Is another delivery already waiting on the connection?"""
+        try:
+            transport = self.active.connection.transport
+            if transport._read_buffer:   # py-amqp read ahead
+                return True
+            readable, _, _ = select.select([transport.sock], [], [], 0)
+            return bool(readable)
+        except Exception:  # another transport: batch by time only
+            return True
 
     # -- receiving
 

@@ -63,12 +63,20 @@ class Publisher:
             expiration=expiration, delivery_mode=2, retry=False)
         return not self._returned
 
-    def dead_letter(self, body, route, headers, content_type=None):
-        """Publish ``body`` to the dead-letter exchange, confirmed."""
+    def declare_dead_letters(self, route):
+        """Declare the dead-letter exchange and queue, bound for ``route``.
+
+        Done when a worker connects, so the queue is there for operators
+        (and their tools) before the first dead letter.
+        """
         key = ('dlx', route, self.conn.default_channel)
         if key not in self._declared:
             deadletter.declare(self.conf, self.producer.channel)
             deadletter.bind_route(self.conf, self.producer.channel, route)
             self._declared.add(key)
+
+    def dead_letter(self, body, route, headers, content_type=None):
+        """Publish ``body`` to the dead-letter exchange, confirmed."""
+        self.declare_dead_letters(route)
         self.publish(body, self.conf.amqp.dead_letter_exchange, route,
                      headers=headers, content_type=content_type)

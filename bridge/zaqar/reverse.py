@@ -86,6 +86,7 @@ class Reverser:
             errback=self._amqp_error, max_retries=None,
             callback=lambda: self._stop.is_set() and self._raise_stop())
         self.publisher = publisher.Publisher(self.connection, self.conf)
+        self.publisher.declare_dead_letters(self.route.name)
         self._declared_queues.clear()
         self.amqp.ok()
         self.publisher.declare_exchange(
@@ -179,6 +180,7 @@ class Reverser:
             self.schedule.got(queue, 0, now)
             return
         client = self.clients.for_project(queue.project)
+        rings = queue.rings
         try:
             if queue.owned:
                 self._subscribe(queue, client)
@@ -197,7 +199,7 @@ class Reverser:
                          self.route.name, queue.tenant, queue.name)
                 queue.subscribed = False
         if not messages:
-            self.schedule.empty(queue, time.monotonic())
+            self.schedule.empty(queue, time.monotonic(), rings)
             return
         self.schedule.got(queue, len(messages), time.monotonic())
         self.metrics.in_flight(self.route.name, len(messages))

@@ -32,6 +32,7 @@ class TenantQueue:
         self.owned = owned
         self.next_poll = 0.0 if owned else NEVER
         self.subscribed = False   # the doorbell rings for it
+        self.rings = 0            # rings so far
         self.swept = False        # this look is the safety sweep's
         self.idle = MIN_POLL
         self.rate = rate
@@ -95,12 +96,20 @@ class Schedule:
             if queue.rate and queue.tokens < 1:
                 queue.next_poll = now + (1 - queue.tokens) / queue.rate
 
-    def empty(self, queue, now):
+    def empty(self, queue, now, rings=None):
+        """A claim found ``queue`` empty.
+
+        ``rings`` is ``queue.rings`` from before that claim: a ring since
+        then may be for a message the claim just missed, so look again.
+        """
         with self._lock:
+            if rings is not None and queue.rings != rings:
+                queue.next_poll = now
+                return
             if self.doorbell or not queue.owned:
                 queue.next_poll = NEVER
                 return
-            queue.next_poll = now + queue.idle
+            queue.next_poll = now + min(queue.idle, self.poll_interval)
             queue.idle = min(queue.idle * 2, self.poll_interval)
 
     def retry_in(self, queue, delay, now):
@@ -113,6 +122,7 @@ class Schedule:
             queue = self.by_key.get((tenant, name))
             if queue is None:
                 return False
+            queue.rings += 1
             queue.next_poll = 0.0
         self.wake.set()
         return True

@@ -111,11 +111,14 @@ class Trusts:
         try:
             token = session.get_token()
         except ks_exc.ClientException as exc:
-            raise self._failed(project, trust_id, exc)
-        if self._refused.pop(project, None) is not None:
-            LOG.info('Project %s: trust %s accepted, its queues are served '
-                     'again', project, trust_id)
-        return token
+            error = exc
+        else:
+            if self._refused.pop(project, None) is not None:
+                LOG.info('Project %s: trust %s accepted, its queues are '
+                         'served again', project, trust_id)
+            return token
+        # Out of the except block: the log line says it all, no traceback.
+        raise self._failed(project, trust_id, error)
 
     def forget(self, project):
         with self._lock:

@@ -57,3 +57,23 @@ def test_rate_limit_keeps_overflow_waiting():
     s.got(q, 10, now)
     assert q.next_poll > now      # waits for tokens
     assert q.allowance(20, now + 0.5) == 5
+
+
+def test_ring_during_an_empty_claim_is_not_lost():
+    (q,) = queues(1)
+    s = schedule.Schedule([q], poll_interval=1, doorbell=True)
+    s.next_sweep = 100.0
+    before = q.rings
+    s.ring('t0', 'q')           # arrives while the claim is under way
+    s.empty(q, 5.0, before)
+    assert s.due(5.0) == [q]
+    s.empty(q, 5.0, q.rings)
+    assert s.due(6.0) == []
+
+
+def test_short_poll_interval_is_honoured_after_traffic():
+    (q,) = queues(1)
+    s = schedule.Schedule([q], poll_interval=0.01)
+    s.got(q, 1, 0.0)
+    s.empty(q, 0.0)
+    assert q.next_poll == 0.01
