@@ -2,7 +2,6 @@
 
 import os
 import signal
-import socket
 
 import pytest
 
@@ -17,12 +16,6 @@ binding_keys = guestagent.*
 tenant = context:project_id
 workers = 2
 '''
-
-
-def closed_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -81,7 +74,7 @@ def test_check_config_bad_transport_url(config):
 
 
 def test_check_config_unreachable_rabbitmq(config):
-    port = closed_port()
+    port = bridgeutil.free_port()
     text = config.read_text()
     start = text.index('transport_url = ')
     end = text.index('\n', start)
@@ -95,7 +88,7 @@ def test_check_config_unreachable_rabbitmq(config):
 
 
 def test_check_config_unreachable_zaqar(config, zaqar):
-    port = closed_port()
+    port = bridgeutil.free_port()
     config.write_text(config.read_text().replace(
         'url = %s' % zaqar.url, 'url = http://127.0.0.1:%d' % port))
     result = bridgeutil.run_manage(config, 'check-config')

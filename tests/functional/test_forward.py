@@ -13,18 +13,6 @@ pytestmark = pytest.mark.functional
 
 
 @pytest.fixture
-def names(unique_name):
-    class Names:
-        exchange = unique_name('ex')
-        guest = unique_name('g')
-        tenant_a = unique_name('tenant-a')
-        tenant_b = unique_name('tenant-b')
-        dlq = unique_name('dlq')
-        notify_topic = unique_name('notif')
-    return Names
-
-
-@pytest.fixture
 def daemon(tmp_path, rabbit, zaqar, names):
     routes = [
         ('guests', '''
@@ -39,7 +27,7 @@ def daemon(tmp_path, rabbit, zaqar, names):
             exchange = openstack
             binding_keys = %s.*
             tenant = context:project_id
-            ''' % names.notify_topic),
+            ''' % names.notify),
         ('direct', '''
             direction = to_zaqar
             envelope = raw
@@ -108,12 +96,12 @@ def test_two_tenants_each_see_only_their_own(daemon, rabbit, zaqar, names):
 def test_notifier(daemon, rabbit, zaqar, names):
     notifier = oslo_messaging.Notifier(
         bridgeutil.notification_transport(rabbit), driver='messaging',
-        publisher_id='trove.taskmanager', topics=[names.notify_topic])
+        publisher_id='trove.taskmanager', topics=[names.notify])
     # A dict context is dropped by the Notifier: use a real RequestContext.
     ctxt = context.RequestContext(project_id=names.tenant_a)
     notifier.info(ctxt, 'trove.instance.create', {'instance_id': 'i-1'})
     (body,) = bridgeutil.drain(zaqar.client(names.tenant_a).queue(
-        '%s_info' % names.notify_topic), 1)
+        '%s_info' % names.notify), 1)
     msg = body['message']
     assert msg['event_type'] == 'trove.instance.create'
     assert msg['payload'] == {'instance_id': 'i-1'}

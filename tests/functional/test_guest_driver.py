@@ -22,18 +22,6 @@ EXMODS = [__name__, 'tests.functional.test_driver_standalone']
 
 
 @pytest.fixture
-def names(unique_name):
-    class Names:
-        exchange = unique_name('ex')
-        guest = unique_name('g')
-        conductor = unique_name('conductor')
-        notify = unique_name('notif')
-        tenant_a = unique_name('tenant-a')
-        tenant_b = unique_name('tenant-b')
-    return Names
-
-
-@pytest.fixture
 def daemon(tmp_path, rabbit, zaqar, names):
     tenants = '%s, %s' % (names.tenant_a, names.tenant_b)
     routes = [

@@ -40,19 +40,6 @@ bridge_workers_configured{route="guests"} 2.0
 '''
 
 
-@pytest.fixture
-def names(unique_name):
-    class Names:
-        exchange = unique_name('ex')
-        guest = unique_name('g')
-        conductor = unique_name('conductor')
-        tenant_a = unique_name('tenant-a')
-        tenant_b = unique_name('tenant-b')
-        dlq = unique_name('dlq')
-        amqp_queue = unique_name('bridge-test-manage')
-    return Names
-
-
 def write_config(tmp_path, rabbit, zaqar, names, fixed=False):
     """Broken: no header tenant rule, drop_everything not allowed."""
     routes = [

@@ -31,15 +31,6 @@ zaqar_check_interval = 0.5
 
 
 @pytest.fixture
-def names(unique_name):
-    class Names:
-        exchange = unique_name('ex')
-        guest = unique_name('g')
-        tenant = unique_name('tenant')
-    return Names
-
-
-@pytest.fixture
 def port():
     return bridgeutil.free_port()
 

@@ -20,18 +20,6 @@ pytestmark = pytest.mark.functional
 
 
 @pytest.fixture
-def names(unique_name):
-    class Names:
-        exchange = unique_name('ex')
-        guest = unique_name('g')
-        conductor = unique_name('conductor')
-        tenant_a = unique_name('tenant-a')
-        tenant_b = unique_name('tenant-b')
-        dlq = unique_name('dlq')
-    return Names
-
-
-@pytest.fixture
 def daemon(tmp_path, rabbit, zaqar, names):
     tenants = '%s, %s' % (names.tenant_a, names.tenant_b)
     routes = [
