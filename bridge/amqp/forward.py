@@ -19,6 +19,7 @@ import kombu
 from kombu import mixins
 from oslo_log import log
 
+from bridge.amqp import acks
 from bridge.amqp import connection as amqp_connection
 from bridge.amqp import deadletter
 from bridge.amqp import publisher
@@ -68,6 +69,7 @@ class Forwarder(mixins.ConsumerMixin):
             conf.zaqar.max_messages_post_size - to_zaqar.POST_OVERHEAD,
             route.batch_timeout)
         self.dead = []
+        self.acks = acks.Acks()
         self.zaqar = backoff.Outage(
             LOG, route.name, 'Zaqar', route.retry_max_interval,
             report=lambda up: self.metrics.connection(route.name, 'zaqar',
@@ -97,6 +99,7 @@ class Forwarder(mixins.ConsumerMixin):
     def on_consume_ready(self, connection, channel, consumers, **kwargs):
         # Deliveries of a previous connection are redelivered by RabbitMQ.
         self.batches.clear()
+        self.acks.clear()
         self.dead = []
         self.publisher = publisher.Publisher(connection, self.conf)
         self.publisher.declare_dead_letters(self.route.name)
@@ -161,6 +164,7 @@ class Forwarder(mixins.ConsumerMixin):
 
     def on_message(self, message):
         self.metrics.received(self.route.name)
+        self.acks.received(message)
         props = message.properties or {}
         exchange, routing_key = self.origin(message)
         try:
@@ -211,8 +215,8 @@ class Forwarder(mixins.ConsumerMixin):
             self._zaqar_failed(todo, exc, last)
             return False
         self._zaqar_ok()
+        self.acks.ack([message for message, _ in todo.items])
         for message, out in todo.items:
-            message.ack()
             self.metrics.forwarded(self.route.name,
                                    time.monotonic() - out.received_at)
             LOG.debug('Route %s: forwarded message %s to tenant %s queue %s',
@@ -271,7 +275,7 @@ class Forwarder(mixins.ConsumerMixin):
             exchange=exchange, routing_key=routing_key))
         self.publisher.dead_letter(message.body, self.route.name, headers,
                                    content_type=message.content_type)
-        message.ack()
+        self.acks.ack([message])
         self.metrics.dead_lettered(self.route.name)
         LOG.error('Route %s: message %s dead-lettered: %s (routing key %s)',
                   self.route.name, exc.message_id or '?', exc.reason,
