@@ -2,17 +2,21 @@
 # Run a no-auth zaqar-server (from .zaqar-venv) on Redis, in the background.
 #
 #   tools/zaqar-server.sh start|stop|status [--port N] [--dbids M,N]
-#                         [--run-dir DIR] [--flush]
+#                         [--run-dir DIR] [--flush] [--websocket-port P
+#                         [--notification-port Q]]
 #
 # Env defaults: ZAQAR_PORT (8888), ZAQAR_DBIDS ("3,4": message store,
 # management store), ZAQAR_RUN_DIR (.run/zaqar-<port>), ZAQAR_REDIS
 # (127.0.0.1:6379), ZAQAR_VENV (.zaqar-venv).
 # --flush (start only) empties both Redis databases first.
+# --websocket-port P (start) also runs a websocket zaqar-server on P,
+# sharing the Redis databases, with its notification (push) server on Q
+# (default P+1); stop and status cover it whenever it runs.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
 usage() {
-    sed -n '4,5p' "$0" | sed 's/^# *//' >&2
+    sed -n '4,6p' "$0" | sed 's/^# *//' >&2
     exit 2
 }
 
@@ -25,12 +29,16 @@ run_dir=${ZAQAR_RUN_DIR:-}
 redis=${ZAQAR_REDIS:-127.0.0.1:6379}
 venv=${ZAQAR_VENV:-$root/.zaqar-venv}
 flush=false
+ws_port=
+notif_port=
 while [ $# -gt 0 ]; do
     case $1 in
         --port) port=$2; shift 2 ;;
         --dbids) dbids=$2; shift 2 ;;
         --run-dir) run_dir=$2; shift 2 ;;
         --flush) flush=true; shift ;;
+        --websocket-port) ws_port=$2; shift 2 ;;
+        --notification-port) notif_port=$2; shift 2 ;;
         *) usage ;;
     esac
 done
@@ -40,6 +48,11 @@ mgmt_db=${dbids#*,}
 pidfile=$run_dir/zaqar.pid
 log=$run_dir/zaqar.log
 url=http://127.0.0.1:$port
+ws_pidfile=$run_dir/zaqar-ws.pid
+ws_log=$run_dir/zaqar-ws.log
+if [ -n "$ws_port" ] && [ -z "$notif_port" ]; then
+    notif_port=$((ws_port + 1))
+fi
 
 alive() {  # alive PID: a zaqar-server process (not a zombie, not reused)
     grep -qs zaqar-server "/proc/$1/cmdline"
@@ -47,6 +60,19 @@ alive() {  # alive PID: a zaqar-server process (not a zombie, not reused)
 
 running() {
     [ -f "$pidfile" ] && alive "$(cat "$pidfile")"
+}
+
+ws_running() {
+    [ -f "$ws_pidfile" ] && alive "$(cat "$ws_pidfile")"
+}
+
+listening() {  # listening PORT...: each accepts TCP connections
+    "$venv/bin/python" - "$@" <<'EOF' 2>/dev/null
+import socket
+import sys
+for port in sys.argv[1:]:
+    socket.create_connection(('127.0.0.1', int(port)), timeout=1).close()
+EOF
 }
 
 answers_200() {
@@ -61,8 +87,8 @@ sys.exit(urllib.request.urlopen(req, timeout=2).status != 200)
 EOF
 }
 
-write_conf() {
-    cat > "$run_dir/zaqar.conf" <<EOF
+write_conf() {  # write_conf FILE TRANSPORT_SECTIONS
+    cat > "$1" <<EOF
 [DEFAULT]
 # empty = no auth; the project comes from the X-Project-ID header
 auth_strategy =
@@ -70,13 +96,10 @@ pooling = false
 unreliable = true
 
 [drivers]
-transport = wsgi
+transport = $2
 message_store = redis
 management_store = redis
-
-[drivers:transport:wsgi]
-bind = 127.0.0.1
-port = $port
+$3
 
 # Zaqar reads the database only from ?dbid=N (a /N path means db 0).
 [drivers:message_store:redis]
@@ -108,6 +131,7 @@ EOF
 start() {
     if running; then
         echo "zaqar-server: already running (pid $(cat "$pidfile")) at $url"
+        [ -z "$ws_port" ] || start_ws
         return
     fi
     if [ ! -x "$venv/bin/zaqar-server" ]; then
@@ -116,7 +140,10 @@ start() {
         exit 1
     fi
     mkdir -p "$run_dir"
-    write_conf
+    write_conf "$run_dir/zaqar.conf" wsgi "
+[drivers:transport:wsgi]
+bind = 127.0.0.1
+port = $port"
     $flush && flush_dbs
     echo "--- start $(date -Is)" >> "$log"
     "$venv/bin/zaqar-server" --config-file "$run_dir/zaqar.conf" \
@@ -134,27 +161,74 @@ start() {
     done
     echo "zaqar-server: running (pid $(cat "$pidfile")) at $url" \
         "(redis dbs $msg_db,$mgmt_db, log $log)"
+    [ -z "$ws_port" ] || start_ws
 }
 
-stop() {
-    if ! running; then
-        rm -f "$pidfile"
-        echo "zaqar-server: not running on port $port"
+start_ws() {
+    if ws_running; then
+        echo "zaqar-server: websocket already running" \
+            "(pid $(cat "$ws_pidfile"))"
         return
     fi
+    # Underscores: zaqar ignores notification-port and the like.
+    write_conf "$run_dir/zaqar-ws.conf" websocket "
+[drivers:transport:websocket]
+bind = 127.0.0.1
+port = $ws_port
+notification_bind = 127.0.0.1
+notification_port = $notif_port"
+    echo "--- start $(date -Is)" >> "$ws_log"
+    "$venv/bin/zaqar-server" --config-file "$run_dir/zaqar-ws.conf" \
+        >> "$ws_log" 2>&1 < /dev/null &
+    echo $! > "$ws_pidfile"
+    local deadline=$((SECONDS + 60))
+    until listening "$ws_port" "$notif_port"; do
+        if ! ws_running || [ $SECONDS -ge $deadline ]; then
+            echo "zaqar-server: websocket not listening on" \
+                "$ws_port/$notif_port; log tail:" >&2
+            tail -n 30 "$ws_log" >&2
+            stop > /dev/null
+            exit 1
+        fi
+        sleep 0.2
+    done
+    echo "zaqar-server: websocket running (pid $(cat "$ws_pidfile")) at" \
+        "ws://127.0.0.1:$ws_port (notifications on $notif_port, log $ws_log)"
+}
+
+kill_pidfile() {  # kill_pidfile FILE: stop its process, if alive
     local pid i
-    pid=$(cat "$pidfile")
+    pid=$(cat "$1")
     kill "$pid"
     for ((i = 0; i < 100; i++)); do
         alive "$pid" || break
         sleep 0.1
     done
-    alive "$pid" && kill -9 "$pid"
-    rm -f "$pidfile"
+    if alive "$pid"; then kill -9 "$pid"; fi
+    rm -f "$1"
+}
+
+stop() {
+    if ws_running; then
+        kill_pidfile "$ws_pidfile"
+        echo "zaqar-server: websocket stopped"
+    fi
+    rm -f "$ws_pidfile"
+    if ! running; then
+        rm -f "$pidfile"
+        echo "zaqar-server: not running on port $port"
+        return
+    fi
+    local pid
+    pid=$(cat "$pidfile")
+    kill_pidfile "$pidfile"
     echo "zaqar-server: stopped (pid $pid)"
 }
 
 status() {
+    if ws_running; then
+        echo "zaqar-server: websocket running (pid $(cat "$ws_pidfile"))"
+    fi
     if running; then
         echo "zaqar-server: running (pid $(cat "$pidfile")) at $url"
     else

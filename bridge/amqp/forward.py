@@ -216,7 +216,7 @@ class Forwarder(mixins.ConsumerMixin):
             return False
         self._zaqar_ok()
         self.acks.ack([message for message, _ in todo.items])
-        for message, out in todo.items:
+        for _, out in todo.items:
             self.metrics.forwarded(self.route.name,
                                    time.monotonic() - out.received_at)
             LOG.debug('Route %s: forwarded message %s to tenant %s queue %s',

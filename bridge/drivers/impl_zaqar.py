@@ -29,13 +29,24 @@ message over as soon as one yields it; the reply queue is only polled
 while a call waits.  The target's exchange plays no part: a project's
 queues are its namespace.  Notification pools are not supported.
 
-TODO: Zaqar's websocket transport can push messages (a subscription on the
-socket, ~6 ms); using it would remove the poll latency.  Not done yet:
-zaqarclient's websocket transport can't be used without Keystone (it
-always authenticates), see /work/shared/zaqar-features.md section 4.
+With ``websocket_url`` set, a websocket zaqar-server (sharing the HTTP
+one's storage) rings a doorbell instead of waiting for the next poll: each
+listener, and the reply waiter, opens one socket and subscribes it to the
+queues it reads (``subscription_create`` without a subscriber: Zaqar
+pushes every message posted to them to the socket, ~6 ms).  A push only
+wakes the poller; messages are still claimed, popped and deleted over
+HTTP, and polling goes on as without push, so a lost push or a broken
+socket costs latency, never a message.  The socket is reopened (with a
+backoff when it fails) to renew the subscriptions before they expire, and
+the queues are polled once it is subscribed again.  zaqarclient's
+websocket transport always authenticates (it needs Keystone), so the
+driver speaks the raw frames with websocket-client, and push is only used
+with auth_strategy = noauth for now.
 """
 
 import collections
+import contextlib
+import json
 import logging
 import math
 import queue as queue_mod
@@ -51,6 +62,11 @@ from oslo_messaging._drivers import amqp as rpc_amqp
 from oslo_messaging._drivers import base
 from oslo_messaging._drivers import common as rpc_common
 from zaqarclient.queues.v2 import core as zcore
+
+try:
+    import websocket  # websocket-client, only needed for websocket_url
+except ImportError:  # pragma: no cover
+    websocket = None
 
 from bridge import envelope
 from bridge import naming
@@ -74,6 +90,150 @@ FANOUT_AGE_SLACK = 1.0
 
 def _log_exc(exc):
     return '%s: %s' % (type(exc).__name__, exc)
+
+
+class PushError(Exception):
+    """The websocket server refused or did not answer a subscription."""
+
+
+class PushDoorbell:
+    """Calls ``ring(queue)`` when Zaqar pushes a message of ``queues``.
+
+    One websocket to ``url`` and a daemon thread reading it.  The socket
+    subscribes to every queue (``subscription_create`` with no
+    subscriber: Zaqar pushes to the socket itself); once all are
+    subscribed ``ring(None)`` is called, so the owner polls for what was
+    posted while the socket was down.  The subscriptions are renewed by
+    reopening the socket (Zaqar deletes a socket's subscriptions when it
+    closes, and answers 409 to a second one).  Errors are logged once,
+    then the socket is reopened with a backoff until it works again.
+    """
+
+    CONNECT_TIMEOUT = 5.0
+    RECV_TIMEOUT = 1.0
+    ANSWER_TIMEOUT = 10.0
+    RETRY_MIN = 0.5
+    RETRY_MAX = 30.0
+
+    def __init__(self, url, project, queues, ring, ttl, name='zaqar-push'):
+        self.url = url
+        self.project = project
+        self.queues = frozenset(queues)
+        self.ring = ring
+        self.ttl = ttl
+        self.subscribed = threading.Event()  # set while push works
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._ws = None
+        self._failing = False
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name=name)
+        self._thread.start()
+
+    def stop(self, wait=True):
+        self._stopped.set()
+        with self._lock:
+            ws = self._ws
+        if ws is not None:
+            with contextlib.suppress(Exception):
+                ws.abort()  # wakes a blocked recv()
+        if wait and threading.current_thread() is not self._thread:
+            self._thread.join(self.CONNECT_TIMEOUT + 1)
+
+    def _run(self):
+        retry = self.RETRY_MIN
+        while not self._stopped.is_set():
+            try:
+                self._session()
+                retry = self.RETRY_MIN
+            except Exception as exc:
+                self.subscribed.clear()
+                if self._stopped.is_set():
+                    break
+                if not self._failing:
+                    self._failing = True
+                    LOG.warning('Zaqar push from %s does not work, polling '
+                                'only until it does (retrying): %s',
+                                self.url, _log_exc(exc))
+                else:
+                    LOG.debug('Zaqar push from %s still fails: %s',
+                              self.url, _log_exc(exc))
+                self._stopped.wait(retry)
+                retry = min(retry * 2, self.RETRY_MAX)
+        self.subscribed.clear()
+
+    def _session(self):
+        """Connect, subscribe, read pushes until renewal time (or stop)."""
+        ws = websocket.create_connection(self.url,
+                                         timeout=self.CONNECT_TIMEOUT)
+        with self._lock:
+            self._ws = ws
+        try:
+            if self._stopped.is_set():
+                return
+            headers = {'Client-ID': str(uuid.uuid4()),
+                       'X-Project-ID': self.project}
+            for queue in sorted(self.queues):
+                ws.send(json.dumps({
+                    'action': 'subscription_create', 'headers': headers,
+                    'body': {'queue_name': queue, 'ttl': self.ttl}}))
+            pending = set(self.queues)
+            started = time.monotonic()
+            renew_at = started + self.ttl * 0.8
+            ws.settimeout(self.RECV_TIMEOUT)
+            while not self._stopped.is_set():
+                now = time.monotonic()
+                if now >= renew_at:
+                    LOG.debug('Renewing the Zaqar push subscriptions of %s',
+                              sorted(self.queues))
+                    return
+                if pending and now - started > self.ANSWER_TIMEOUT:
+                    raise PushError('no answer to subscription_create')
+                try:
+                    frame = ws.recv()
+                except websocket.WebSocketTimeoutException:
+                    continue
+                if self._stopped.is_set():
+                    return
+                self._handle(frame, pending)
+        finally:
+            self.subscribed.clear()
+            with self._lock:
+                self._ws = None
+            with contextlib.suppress(Exception):
+                ws.close(timeout=1)
+
+    def _handle(self, frame, pending):
+        try:
+            data = json.loads(frame)
+        except (TypeError, ValueError):
+            LOG.debug('Ignoring a non-JSON frame from %s', self.url)
+            return
+        if not isinstance(data, dict):
+            return
+        request = data.get('request')
+        if isinstance(request, dict):  # the answer to one of our requests
+            if request.get('action') != 'subscription_create':
+                return
+            queue = (request.get('body') or {}).get('queue_name')
+            status = (data.get('headers') or {}).get('status')
+            if status != 201:
+                raise PushError('subscription to %s refused: %s %s'
+                                % (queue, status, data.get('body')))
+            pending.discard(queue)
+            if not pending:
+                self.subscribed.set()
+                if self._failing:
+                    self._failing = False
+                    LOG.info('Zaqar push from %s works again', self.url)
+                else:
+                    LOG.debug('Zaqar push from %s subscribed to %s',
+                              self.url, sorted(self.queues))
+                self.ring(None)  # what was posted before, if anything
+            return
+        queue = data.get('queue_name')
+        if queue in self.queues:
+            self.ring(queue)
 
 
 class Backoff:
@@ -515,6 +675,13 @@ class ZaqarListener(base.PollStyleListener):
         self._stopped = threading.Event()
         self._backoff = Backoff(driver.opts.poll_interval_min,
                                 driver.opts.poll_interval_max)
+        # Set by stop() and by the push doorbell: poll now.
+        self._wake = threading.Event()
+        self._doorbell = driver.doorbell([s.name for s in sources],
+                                         self._ring, 'zaqar-push-' + kind)
+
+    def _ring(self, queue):
+        self._wake.set()
 
     @base.batch_poll_helper
     def poll(self, timeout=None):
@@ -533,7 +700,8 @@ class ZaqarListener(base.PollStyleListener):
                 if left <= 0:
                     return None
                 pause = min(pause, left)
-            self._stopped.wait(pause)
+            self._wake.wait(pause)
+            self._wake.clear()
 
     def _fetch(self):
         """Read the queues in turn until one yields messages.
@@ -594,6 +762,13 @@ class ZaqarListener(base.PollStyleListener):
 
     def stop(self):
         self._stopped.set()
+        self._wake.set()
+        if self._doorbell is not None:
+            self._doorbell.stop(wait=False)
+
+    def cleanup(self):
+        if self._doorbell is not None:
+            self._doorbell.stop()
 
 
 # Calling ---------------------------------------------------------------------
@@ -616,9 +791,17 @@ class ReplyWaiter:
         self._stopped = False
         self._backoff = Backoff(driver.opts.poll_interval_min,
                                 driver.opts.poll_interval_max)
+        self._rung = False  # a push arrived: poll now
         self._thread = threading.Thread(target=self._run, daemon=True,
                                         name='zaqar-reply-waiter')
         self._thread.start()
+        self._doorbell = driver.doorbell([queue], self._ring,
+                                         'zaqar-push-reply')
+
+    def _ring(self, queue):
+        with self._cond:
+            self._rung = True
+            self._cond.notify()
 
     def listen(self, msg_id):
         with self._cond:
@@ -635,6 +818,8 @@ class ReplyWaiter:
         with self._cond:
             self._stopped = True
             self._cond.notify()
+        if self._doorbell is not None:
+            self._doorbell.stop()
         self._thread.join()
 
     def _run(self):
@@ -644,9 +829,11 @@ class ReplyWaiter:
                     while not self._waiters and not self._stopped:
                         self._cond.wait()
                     # The call is being posted: no reply before that.
-                    self._cond.wait(self._backoff.low)
+                    if not self._rung:
+                        self._cond.wait(self._backoff.low)
                 if self._stopped:
                     return
+                self._rung = False
             try:
                 found = self._fetch()
             except Exception as exc:
@@ -656,7 +843,7 @@ class ReplyWaiter:
             with self._cond:
                 if found:
                     self._backoff.reset()
-                elif not self._stopped:
+                elif not self._stopped and not self._rung:
                     self._cond.wait(self._backoff.next())
 
     def _fetch(self):
@@ -732,6 +919,26 @@ class ZaqarDriver(base.BaseDriver):
         self.zaqar = Zaqar(make_client(self.opts, url))
         self._waiter = None
         self._waiter_lock = threading.Lock()
+        self._push_warned = False
+
+    def doorbell(self, queues, ring, name):
+        """A :class:`PushDoorbell` for ``queues``, or None without push."""
+        if not self.opts.websocket_url:
+            return None
+        why = None
+        if self.opts.auth_strategy != 'noauth':
+            why = 'push needs auth_strategy = noauth for now'
+        elif websocket is None:
+            why = 'the websocket-client package is not installed'
+        if why:
+            if not self._push_warned:
+                self._push_warned = True
+                LOG.warning('websocket_url is ignored (%s); polling only',
+                            why)
+            return None
+        return PushDoorbell(self.opts.websocket_url, self.opts.project_id,
+                            queues, ring,
+                            self.opts.websocket_subscription_ttl, name=name)
 
     def require_features(self, requeue=False):
         pass

@@ -98,6 +98,20 @@ OPTS = [
                     'messages are never deleted (every listener reads '
                     'them); they expire. Keep it well above '
                     'poll_interval_max.'),
+    cfg.StrOpt('websocket_url', default='',
+               help='URL of a websocket zaqar-server sharing the storage '
+                    'of the HTTP one, e.g. ws://zaqar.example.org:9000. '
+                    'When set, each listener (and the reply waiter) '
+                    'subscribes to its queues there and polls at once '
+                    'when Zaqar pushes a new message: a doorbell, the '
+                    'messages are still claimed and deleted over HTTP. '
+                    'The server needs message_pipeline = '
+                    'zaqar.notification.notifier. If the socket fails, '
+                    'the driver polls as without it and reconnects. Only '
+                    'with auth_strategy = noauth for now. Empty: off.'),
+    cfg.IntOpt('websocket_subscription_ttl', default=3600, min=60,
+               help='Seconds a websocket subscription lives; the driver '
+                    'renews it (reconnecting) before it expires.'),
     cfg.FloatOpt('request_timeout', default=30.0, min=0.1,
                  help='Seconds before a Zaqar HTTP request is abandoned '
                       '(and, when sending, retried as the caller\'s retry '

@@ -1,0 +1,120 @@
+"""The zaqar:// driver with websocket push (``websocket_url``).
+
+Real zaqar-servers: the wsgi one the driver polls and claims from, and the
+websocket one sharing its storage, which pushes to the driver's sockets
+(the ``zaqar`` fixture runs both).  A push only wakes the poller.
+"""
+
+import statistics
+import time
+
+import pytest
+
+from tests.fixtures import servers
+from tests.functional.test_driver_standalone import (  # noqa: F401
+    Endpoint, cleanups, client, guest_url, project, server, transport)
+
+pytestmark = pytest.mark.functional
+
+SLOW_POLL = {'poll_interval_min': 30, 'poll_interval_max': 30}
+
+
+@pytest.fixture
+def ws_url(zaqar):
+    if not zaqar.ws_url:
+        pytest.skip('no websocket zaqar-server (BRIDGE_TEST_ZAQAR_WS_URL)')
+    return zaqar.ws_url
+
+
+def doorbell(srv):
+    """The push doorbell of an RPC server's listener."""
+    return srv.listener._poll_style_listener._doorbell
+
+
+def test_push_wakes_an_idle_server(guest_url, project, transport, server,
+                                   ws_url):
+    # Polls 30 s apart: only the push can deliver a cast within seconds.
+    url = guest_url(project, websocket_url=ws_url, **SLOW_POLL)
+    endpoint = Endpoint()
+    srv = server(url, 'pushed', 'host-1', [endpoint])
+    assert doorbell(srv).subscribed.wait(10)
+    time.sleep(1)  # the poll after subscribing is over
+    rpc = client(transport, url, 'pushed')
+    for value in range(3):
+        start = time.monotonic()
+        rpc.cast({}, 'note', value=value)
+        assert endpoint.received.get(timeout=5)[:2] == ('note', value)
+        print('cast %d delivered by push in %.3f s'
+              % (value, time.monotonic() - start))
+        time.sleep(2)  # idle again
+    # To the server's own queue too (topic.server).
+    rpc.prepare(server='host-1').cast({}, 'note', value='direct')
+    assert endpoint.received.get(timeout=5)[:2] == ('note', 'direct')
+
+
+def test_without_push_the_same_server_waits_for_its_poll(
+        guest_url, project, transport, server):
+    # The control of the test above: what the push saves.
+    url = guest_url(project, **SLOW_POLL)
+    endpoint = Endpoint()
+    server(url, 'polled', 'host-1', [endpoint])
+    time.sleep(1)
+    client(transport, url, 'polled').cast({}, 'note', value=1)
+    time.sleep(3)
+    assert endpoint.received.empty()
+
+
+def test_call_reply_is_pushed(guest_url, project, transport, server,
+                              ws_url):
+    url = guest_url(project, websocket_url=ws_url, **SLOW_POLL)
+    server(url, 'pushed-call', 'host-1', [Endpoint()])
+    rpc = client(transport, url, 'pushed-call')
+    for value in range(3):
+        start = time.monotonic()
+        assert rpc.call({}, 'echo', value=value)['echo'] == value
+        print('call %d: %.3f s' % (value, time.monotonic() - start))
+        time.sleep(2)
+    # Both ends poll every 30 s: only pushes answer this fast.
+    start = time.monotonic()
+    assert rpc.call({}, 'echo', value='fast')['echo'] == 'fast'
+    assert time.monotonic() - start < 5
+
+
+def test_unreachable_websocket_falls_back_to_polling(
+        guest_url, project, transport, server):
+    port, = servers.free_ports(1)
+    url = guest_url(project, websocket_url='ws://127.0.0.1:%d' % port,
+                    poll_interval_max=0.5)
+    srv = server(url, 'no-push', 'host-1', [Endpoint()])
+    rpc = client(transport, url, 'no-push')
+    for value in range(3):
+        assert rpc.call({}, 'echo', value=value)['echo'] == value
+    assert not doorbell(srv).subscribed.is_set()
+
+
+def _p50_call(transport, server, url, topic, calls=50, warmup=5):
+    server(url, topic, 'host-1', [Endpoint()])
+    rpc = client(transport, url, topic)
+    times = []
+    for i in range(warmup + calls):
+        start = time.monotonic()
+        assert rpc.call({}, 'echo', value=i)['echo'] == i
+        if i >= warmup:
+            times.append(time.monotonic() - start)
+    times.sort()
+    return (statistics.median(times), times[int(len(times) * 0.9)],
+            times[-1])
+
+
+def test_call_latency_with_and_without_push(guest_url, project, transport,
+                                            server, ws_url, capsys):
+    # Default poll intervals; timings are printed, not asserted.
+    polled = _p50_call(transport, server, guest_url(project), 'lat-poll')
+    pushed = _p50_call(transport, server,
+                       guest_url(project, websocket_url=ws_url), 'lat-push')
+    with capsys.disabled():
+        for name, (p50, p90, worst) in (('poll only', polled),
+                                        ('with push', pushed)):
+            print('\ncall() round trip over 50 calls, %s: p50 %.1f ms, '
+                  'p90 %.1f ms, max %.1f ms'
+                  % (name, p50 * 1e3, p90 * 1e3, worst * 1e3))
