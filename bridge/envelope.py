@@ -49,8 +49,9 @@ def loads(body):
         raise EnvelopeError('body is a %s, not JSON' % type(body).__name__)
     try:
         data = json.loads(body)
-    except ValueError as exc:
-        raise EnvelopeError('body is not JSON: %s' % exc)
+    except (ValueError, RecursionError) as exc:
+        raise EnvelopeError('body is not JSON: %s' % (
+            exc if isinstance(exc, ValueError) else 'nested too deeply'))
     if not isinstance(data, dict):
         raise EnvelopeError('body is JSON but not an object')
     return data

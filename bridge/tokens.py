@@ -80,6 +80,11 @@ def verify(secret, kind, token, tenant=None, now=None):
         raise TokenError('reply token malformed')
     if not hmac.compare_digest(mac, _mac(secret, kind, payload)):
         raise TokenError('reply token signature invalid')
+    if _b64(payload) != head or _b64(mac) != tail:
+        # Base64 lets the last character's unused bits vary: one token,
+        # several spellings, and a replay check keyed by the string would
+        # miss the others.
+        raise TokenError('reply token malformed (not canonical)')
     try:
         data = json.loads(payload)
         queue, msg_id, owner, expiry = (data['q'], data['m'], data['t'],

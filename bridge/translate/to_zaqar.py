@@ -1,6 +1,7 @@
 """An AMQP delivery on a to_zaqar route -> (project, queue, Zaqar message)."""
 
 import json
+import math
 
 from bridge import envelope
 from bridge import naming
@@ -49,6 +50,8 @@ def _expiry_seconds(properties, message, rpc_conf):
             ttl = min(ttl, float(message['_timeout']) + rpc_conf.reply_grace)
     except (TypeError, ValueError):
         pass
+    if not math.isfinite(ttl):   # "-inf", "nan" from a broken client
+        ttl = rpc_conf.reply_token_ttl
     return max(1, int(ttl))
 
 
