@@ -99,6 +99,10 @@ def load_routes(conf):
     if any(r.envelope == 'oslo' for r in routes) and not conf.rpc.reply_secret:
         raise ConfigError('[rpc] reply_secret is required when a route uses '
                           'envelope = oslo (it signs reply addresses)')
+    from bridge.zaqar import client
+    problem = client.check_conf(conf, routes)
+    if problem:
+        raise ConfigError(problem)
     return routes
 
 

@@ -165,6 +165,8 @@ class Reverser:
         try:
             doorbell.subscribe(client, queue.name, self.route.doorbell_url,
                                queue.tenant)
+        except zaqar_client.AccessError:
+            raise   # not subscribed: tried again with the next claim
         except zaqar_client.PERMANENT_ERRORS as exc:
             # Polling still works: the sweep finds its messages, slowly.
             LOG.error('Route %s: Zaqar refuses the doorbell subscription of '
@@ -179,14 +181,21 @@ class Reverser:
         if limit < 1:
             self.schedule.got(queue, 0, now)
             return
-        client = self.clients.for_project(queue.project)
         rings = queue.rings
         try:
+            client = self.clients.for_project(queue.project)
             if queue.owned:
                 self._subscribe(queue, client)
             claim = client.queue(queue.name).claim(
                 ttl=self.route.claim_ttl, grace=60, limit=limit)
             messages = list(claim)
+        except zaqar_client.AccessError:
+            # This tenant's trust is gone (logged once by the trusts
+            # module): only its queue waits, Zaqar is not down.
+            queue.subscribed = False
+            self.schedule.retry_in(queue, self.conf.zaqar.
+                                   trust_recheck_interval, time.monotonic())
+            return
         except zaqar_client.TRANSIENT_ERRORS as exc:
             self._zaqar_failed(queue, exc)
             return

@@ -1,0 +1,335 @@
+"""The daemon with tenant_access = trusts, real Keystone, keystone-auth Zaqar.
+
+Guests here are tenants' Keystone users talking to Zaqar with their own
+tokens (what a guest with auth_strategy = keystone does).  The bridge
+reaches each tenant's project with a trust that tenant's user gave it.
+"""
+
+import sys
+import textwrap
+import threading
+import time
+import uuid
+
+import oslo_messaging
+from oslo_messaging._drivers import common as rpc_common
+import pytest
+
+from tests.fixtures import keystone as ks_fixture
+from tests.fixtures import servers
+from tests.functional import bridgeutil
+
+pytestmark = pytest.mark.functional
+
+
+class Names:
+    def __init__(self):
+        self.exchange = servers.unique_name('ex')
+        self.guest = servers.unique_name('g')
+        self.conductor = servers.unique_name('conductor')
+        self.dlq = servers.unique_name('dlq')
+
+
+def keystone_zaqar_section(keystone, trusts):
+    return textwrap.dedent('''
+        [zaqar]
+        auth_strategy = keystone
+        tenant_access = trusts
+        trusts = %s
+        trust_recheck_interval = 2
+        auth_type = password
+        auth_url = %s
+        username = bridge
+        password = %s
+        user_domain_name = Default
+        project_name = service
+        project_domain_name = Default
+        ''') % (','.join('%s:%s' % pair for pair in trusts.items()),
+                keystone.url, keystone.bridge_password)
+
+
+def start_daemon(tmp_path, rabbit, zaqar, keystone, names, trusts, *args):
+    """The bridge: guests (to_zaqar), conductor and replies (to_amqp)."""
+    tenants = ', '.join(trusts)
+    routes = [
+        ('guests', '''
+            direction = to_zaqar
+            exchange = %s
+            binding_keys = guestagent.*
+            tenant = context:project_id
+            ''' % names.exchange),
+        ('conductor', '''
+            direction = to_amqp
+            exchange = %s
+            zaqar_queue = %s
+            tenants = %s
+            allowed_methods = heartbeat
+            poll_interval = 0.2
+            ''' % (names.exchange, names.conductor, tenants)),
+        ('replies', '''
+            direction = to_amqp
+            exchange =
+            zaqar_queue = bridge_replies
+            tenants = %s
+            poll_interval = 0.2
+            ''' % tenants),
+    ]
+    config = bridgeutil.write_config(
+        tmp_path / 'bridge.conf', rabbit, zaqar, routes,
+        extra=keystone_zaqar_section(keystone, trusts)
+        + '[amqp]\ndead_letter_exchange = %s\ndead_letter_queue = %s\n'
+        % (names.dlq, names.dlq))
+    return bridgeutil.Daemon(config, tmp_path / 'bridge.log',
+                             *args).start(4)
+
+
+class Conductor:
+    def __init__(self):
+        self.calls = []
+
+    def heartbeat(self, ctxt, **kwargs):
+        self.calls.append(('heartbeat', ctxt, kwargs))
+        return {'seen': kwargs}
+
+    def drop_everything(self, ctxt, **kwargs):
+        self.calls.append(('drop_everything', ctxt, kwargs))
+
+
+@pytest.fixture(scope='module')
+def setup(tmp_path_factory, rabbit, keystone, zaqar_keystone):
+    """One --debug daemon for the module, the tenants' trusts, a conductor."""
+    a, b = keystone.tenants['a'], keystone.tenants['b']
+    trusts = {a.id: keystone.create_trust(a), b.id: keystone.create_trust(b)}
+    names = Names()
+    endpoint = Conductor()
+    server = oslo_messaging.get_rpc_server(
+        bridgeutil.rpc_transport(rabbit),
+        oslo_messaging.Target(exchange=names.exchange, topic=names.conductor,
+                              server='c1'),
+        [endpoint], executor='threading')
+    server.start()
+    daemon = start_daemon(tmp_path_factory.mktemp('bridge'), rabbit,
+                          zaqar_keystone, keystone, names, trusts, '--debug')
+    yield names, daemon, endpoint
+    try:
+        assert daemon.stop() == 0
+    finally:
+        server.stop()
+        server.wait()
+        bridgeutil.delete_queues(rabbit, daemon.config)
+        for tenant in (a, b):
+            keystone.delete_trust(tenant, trusts[tenant.id])
+
+
+def post(zaqar, keystone, tenant, queue, body):
+    zaqar.tenant_client(tenant).queue(queue).post([{'ttl': 300,
+                                                    'body': body}])
+
+
+def dead_letters(rabbit, queue, expect):
+    from tests.functional import test_forward
+    return test_forward.dead_letters(rabbit, queue, expect)
+
+
+def rpc_client(rabbit, names, timeout=20):
+    target = oslo_messaging.Target(exchange=names.exchange,
+                                   topic='guestagent.%s' % names.guest)
+    return oslo_messaging.get_rpc_client(bridgeutil.rpc_transport(rabbit),
+                                         target, timeout=timeout)
+
+
+class Guest:
+    """Answers calls from its tenant's guest queue, with its own token."""
+
+    def __init__(self, zaqar, tenant, queue):
+        self.client = zaqar.tenant_client(tenant)
+        self.queue = self.client.queue(queue)
+        self.tokens = []
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stopped.is_set():
+            for message in self.queue.claim(ttl=60, grace=60, limit=10):
+                self.answer(message.body)
+                message.delete()
+            time.sleep(0.05)
+
+    def answer(self, body):
+        msg = body['message']
+        self.tokens.append(body['reply']['token'])
+        try:
+            result, failure = {'method': msg['method']}, None
+            if msg['method'] == 'boom':
+                raise ValueError('no')
+        except Exception:
+            result = None
+            failure = rpc_common.serialize_remote_exception(sys.exc_info())
+        self.client.queue(body['reply']['queue']).post([{'ttl': 60, 'body': {
+            'bridge': 1, 'id': uuid.uuid4().hex,
+            'reply_token': body['reply']['token'],
+            'message': {'result': result, 'failure': failure,
+                        'ending': True, '_msg_id': msg['_msg_id']}}}])
+
+    def stop(self):
+        self.stopped.set()
+        self.thread.join()
+
+
+def test_bridge_posts_into_a_project_only_a_reads(setup, rabbit, keystone,
+                                                  zaqar_keystone):
+    names, daemon, _ = setup
+    a, b = keystone.tenants['a'], keystone.tenants['b']
+    client = rpc_client(rabbit, names)
+    client.cast({'project_id': a.id}, 'refresh', who='a')
+    client.cast({'project_id': b.id}, 'refresh', who='b')
+    queue = 'guestagent_%s' % names.guest
+    (got_a,) = bridgeutil.drain(zaqar_keystone.tenant_client(a).queue(queue),
+                                1)
+    (got_b,) = bridgeutil.drain(zaqar_keystone.tenant_client(b).queue(queue),
+                                1)
+    assert got_a['message']['args'] == {'who': 'a'}
+    assert got_b['message']['args'] == {'who': 'b'}
+
+
+def test_guest_cannot_act_for_another_tenant(setup, rabbit, keystone,
+                                             zaqar_keystone):
+    names, daemon, conductor = setup
+    a, b = keystone.tenants['a'], keystone.tenants['b']
+    before = len(conductor.calls)
+    # Body and context spoofing: the queue's project wins.
+    post(zaqar_keystone, keystone, a, names.conductor, {
+        'bridge': 1, 'message': {
+            'method': 'heartbeat', 'args': {'n': 1}, 'version': '1.0',
+            '_unique_id': uuid.uuid4().hex, '_context_project_id': b.id,
+            '_context_tenant': b.id, '_context_is_admin': True,
+            '_context_roles': ['admin'], '_context_auth_token': 'stolen'},
+        'route': 'conductor', 'tenant': b.id})
+    # A disallowed method: dead-lettered, the conductor never sees it.
+    post(zaqar_keystone, keystone, a, names.conductor, {
+        'bridge': 1, 'message': {'method': 'drop_everything', 'args': {},
+                                 '_unique_id': uuid.uuid4().hex}})
+    # A guest call claiming B's project: answered into A's reply queue.
+    reply_q = 'reply_%s' % uuid.uuid4().hex
+    post(zaqar_keystone, keystone, a, names.conductor, {
+        'bridge': 1, 'message': {
+            'method': 'heartbeat', 'args': {'n': 2}, '_msg_id': 'm-a',
+            '_reply_q': reply_q, '_unique_id': uuid.uuid4().hex,
+            '_context_project_id': b.id}})
+    (answer,) = bridgeutil.drain(
+        zaqar_keystone.tenant_client(a).queue(reply_q), 1)
+    assert answer['message']['result'] == {'seen': {'n': 2}}
+    assert list(zaqar_keystone.tenant_client(b).queue(reply_q).messages(
+        echo=True)) == []
+    bridgeutil.wait_until(lambda: len(conductor.calls) >= before + 2,
+                          what='two heartbeats')
+    (dead,) = [m for m in dead_letters(rabbit, names.dlq, 1)
+               if 'drop_everything' in m.headers['x-bridge-reason']]
+    assert "'drop_everything' is not in allowed_methods" in \
+        dead.headers['x-bridge-reason']
+    assert dead.headers['x-bridge-tenant'] == a.id
+    time.sleep(1)
+    calls = conductor.calls[before:]
+    assert [c[0] for c in calls] == ['heartbeat', 'heartbeat']
+    for _, ctxt, _ in calls:
+        assert ctxt['project_id'] == a.id and ctxt['tenant'] == a.id
+        assert ctxt['is_admin'] is False and ctxt['roles'] == []
+        assert 'auth_token' not in ctxt or ctxt['auth_token'] != 'stolen'
+
+
+def test_forged_foreign_and_replayed_reply_tokens(setup, rabbit, keystone,
+                                                  zaqar_keystone):
+    names, daemon, _ = setup
+    a, b = keystone.tenants['a'], keystone.tenants['b']
+    guest = Guest(zaqar_keystone, a, 'guestagent_%s' % names.guest)
+    try:
+        client = rpc_client(rabbit, names)
+        assert client.call({'project_id': a.id}, 'status') == {
+            'method': 'status'}
+    finally:
+        guest.stop()
+    (token,) = guest.tokens
+
+    def answer(tenant, tok):
+        post(zaqar_keystone, keystone, tenant, 'bridge_replies', {
+            'bridge': 1, 'reply_token': tok, 'message': {
+                'result': 'x', 'failure': None, 'ending': True}})
+    answer(b, token)                        # B replays A's token
+    answer(a, token[:-4] + 'AAAA')          # forged signature
+    answer(a, token)                        # replayed after use
+    reasons = sorted(m.headers['x-bridge-reason']
+                     for m in dead_letters(rabbit, names.dlq, 3))
+    assert any('belongs to another tenant' in r for r in reasons), reasons
+    assert any('signature invalid' in r for r in reasons), reasons
+    assert any('replay' in r for r in reasons), reasons
+
+
+def test_no_secret_in_debug_log(setup, rabbit, keystone, zaqar_keystone):
+    """--debug, traffic both ways: no password, secret or token logged."""
+    names, daemon, _ = setup
+    a = keystone.tenants['a']
+    guest = Guest(zaqar_keystone, a, 'guestagent_%s' % names.guest)
+    try:
+        client = rpc_client(rabbit, names)
+        client.call({'project_id': a.id, 'auth_token': 'ctx-token-9b1f'},
+                    'status')
+        with pytest.raises(ValueError):
+            client.call({'project_id': a.id}, 'boom')
+    finally:
+        guest.stop()
+    post(zaqar_keystone, keystone, a, names.conductor, {
+        'bridge': 1, 'message': {'method': 'heartbeat', 'args': {},
+                                 '_unique_id': uuid.uuid4().hex}})
+    time.sleep(2)
+    log = daemon.log()
+    assert 'DEBUG' in log
+    secrets = {'bridge password': keystone.bridge_password,
+               'reply secret': bridgeutil.SECRET,
+               'admin password': ks_fixture.ADMIN_PASSWORD,
+               'rabbit password': 'guest:guest@',
+               'context token': 'ctx-token-9b1f',
+               'fernet token': 'gAAAAA'}
+    secrets.update(('reply token %d' % i, token)
+                   for i, token in enumerate(guest.tokens))
+    leaked = [what for what, value in secrets.items() if value in log]
+    assert not leaked, leaked
+
+
+def test_deleted_trust_stops_access_cleanly(tmp_path, rabbit, keystone,
+                                            zaqar_keystone):
+    """The trust of A goes: A's messages are refused, B's still flow."""
+    a, b = keystone.tenants['a'], keystone.tenants['b']
+    trusts = {a.id: keystone.create_trust(a), b.id: keystone.create_trust(b)}
+    names = Names()
+    daemon = start_daemon(tmp_path, rabbit, zaqar_keystone, keystone, names,
+                          trusts)
+    try:
+        client = rpc_client(rabbit, names)
+        queue = 'guestagent_%s' % names.guest
+        client.cast({'project_id': a.id}, 'refresh', n=1)
+        bridgeutil.drain(zaqar_keystone.tenant_client(a).queue(queue), 1)
+        workers = daemon.worker_pids()
+        keystone.delete_trust(a, trusts[a.id])
+        client.cast({'project_id': a.id}, 'refresh', n=2)
+        daemon.wait_for_log(lambda text: 'Project %s: Keystone refused '
+                            'trust %s' % (a.id, trusts[a.id]) in text
+                            and 'dead-lettered' in text,
+                            what='the refused trust logged')
+        (dead,) = dead_letters(rabbit, names.dlq, 1)
+        reason = dead.headers['x-bridge-reason']
+        assert 'no usable trust for project %s' % a.id in reason, reason
+        # B is not held up by A.
+        client.cast({'project_id': b.id}, 'refresh', n=3)
+        (got,) = bridgeutil.drain(zaqar_keystone.tenant_client(b).queue(
+            queue), 1)
+        assert got['message']['args'] == {'n': 3}
+        assert daemon.proc.poll() is None
+        assert daemon.worker_pids() == workers
+        assert 'Traceback' not in daemon.log()
+        assert list(zaqar_keystone.tenant_client(a).queue(queue).messages(
+            echo=True)) == []
+    finally:
+        assert daemon.stop() == 0
+        bridgeutil.delete_queues(rabbit, daemon.config)
+        keystone.delete_trust(b, trusts[b.id])
