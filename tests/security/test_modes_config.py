@@ -2,6 +2,7 @@
 
 import pytest
 
+from bridge import service
 from bridge.zaqar import client as zaqar_client
 from tests.unit import confutil
 
@@ -37,7 +38,14 @@ def check(tmp_path, access, queue, auth_type='password'):
      "(auth_type = password), got 'v3token'"),
 ])
 def test_check_conf(tmp_path, access, queue, auth_type, error):
-    assert check(tmp_path, access, queue, auth_type) == error
+    if error is None:
+        assert check(tmp_path, access, queue, auth_type) is None
+        return
+    # Loading the configuration applies the same check: start-up stops
+    # with that one line.
+    with pytest.raises(service.ConfigError) as exc:
+        check(tmp_path, access, queue, auth_type)
+    assert str(exc.value) == error
 
 
 def test_noauth_is_not_checked(tmp_path):
