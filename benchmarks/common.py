@@ -330,6 +330,20 @@ class Zaqar:
     def stop(self):
         _stop(self.proc, 10)
 
+    def flush(self):
+        """Empty its Redis databases (after stop(): leave nothing)."""
+        try:
+            redis = Redis(self.dbids[0])
+        except OSError as exc:
+            log('could not flush redis dbs %s: %s' % (self.dbids, exc))
+            return
+        try:
+            for db in self.dbids:
+                redis.command('SELECT', db)
+                redis.command('FLUSHDB')
+        finally:
+            redis.close()
+
 
 # -- python-zaqarclient
 
@@ -492,6 +506,224 @@ def delete_amqp(queues=(), exchanges=()):
     except Exception as exc:  # cleanup must not hide the real outcome
         log('could not delete AMQP queues/exchanges %s: %s'
             % (list(queues) + list(exchanges), exc))
+
+
+# -- plain HTTP to zaqar-server (set-up requests, no zaqarclient)
+
+def zaqar_request(url, method, path, project, body=None, timeout=30):
+    """One no-auth request to Zaqar as ``project``; returns the status."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url + path, data=data, method=method,
+                                 headers={'Client-ID': str(uuid.uuid4()),
+                                          'X-Project-ID': project,
+                                          'Content-Type': 'application/json'})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        resp.read()
+        return resp.status
+
+
+def create_queues(url, pairs, threads=4):
+    """PUT each (project, queue) of ``pairs``, a few at a time."""
+    import concurrent.futures
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        for status in pool.map(lambda pq: zaqar_request(
+                url, 'PUT', '/v2/queues/%s' % pq[1], pq[0], {}), pairs):
+            if status not in (201, 204):
+                raise BenchError('creating a Zaqar queue answered %d'
+                                 % status)
+
+
+# -- a counting HTTP reverse proxy (in a process of its own)
+
+_HOP_BY_HOP = {'connection', 'keep-alive', 'proxy-authenticate',
+               'proxy-authorization', 'te', 'trailer', 'trailers',
+               'transfer-encoding', 'upgrade', 'content-length'}
+
+
+def request_kind(method, path):
+    """``POST /queues/{q}/claims`` for ``POST /v2/queues/x/claims?limit=20``:
+    the request without queue names and ids."""
+    parts = path.split('?', 1)[0].split('/')
+    if len(parts) > 3 and parts[2] == 'queues':
+        parts[3] = '{q}'
+        if len(parts) > 5:
+            parts[5] = '{id}'
+    return '%s /%s' % (method, '/'.join(parts[2:]))
+
+
+def _proxy_main(upstream_port, port, control):
+    """The proxy process: serve until told to stop (or the parent dies)."""
+    import http.client
+    import http.server
+    import threading
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    lock = threading.Lock()
+    counts = {}     # (kind, project, status) -> requests
+    first = {}      # (kind, project) -> time.monotonic() of the first
+    timeline = {}   # int(time.monotonic()) -> requests answered
+    busy = {}       # kind -> seconds zaqar-server took (summed)
+    recording = []  # [(time, kind, project, status)] while 'record' is on
+    record = threading.Event()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = 'HTTP/1.1'
+
+        def log_message(self, *args):
+            pass
+
+        def _forward(self):
+            length = int(self.headers.get('Content-Length') or 0)
+            body = self.rfile.read(length) if length else None
+            headers = {k: v for k, v in self.headers.items()
+                       if k.lower() not in _HOP_BY_HOP}
+            if body is not None:
+                headers['Content-Length'] = str(len(body))
+            upstream = http.client.HTTPConnection('127.0.0.1', upstream_port,
+                                                  timeout=120)
+            started = time.monotonic()
+            try:
+                upstream.request(self.command, self.path, body, headers)
+                resp = upstream.getresponse()
+                data = resp.read()
+                close = resp.will_close
+            except (OSError, http.client.HTTPException) as exc:
+                resp, data, close = None, str(exc).encode(), True
+            finally:
+                upstream.close()
+            took = time.monotonic() - started
+            status = resp.status if resp is not None else 502
+            self.send_response_only(status, resp.reason if resp else None)
+            if resp is not None:
+                for k, v in resp.getheaders():
+                    if k.lower() not in _HOP_BY_HOP:
+                        self.send_header(k, v)
+            if status not in (204, 304) and self.command != 'HEAD':
+                self.send_header('Content-Length', str(len(data)))
+            if close:
+                self.send_header('Connection', 'close')
+                self.close_connection = True
+            self.end_headers()
+            if status not in (204, 304) and self.command != 'HEAD':
+                self.wfile.write(data)
+            now = time.monotonic()
+            kind = request_kind(self.command, self.path)
+            project = self.headers.get('X-Project-ID', '')
+            with lock:
+                key = (kind, project, status)
+                counts[key] = counts.get(key, 0) + 1
+                first.setdefault((kind, project), now)
+                timeline[int(now)] = timeline.get(int(now), 0) + 1
+                busy[kind] = busy.get(kind, 0.0) + took
+                if record.is_set():
+                    recording.append((now, kind, project, status))
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = \
+            _forward
+
+    class Server(http.server.ThreadingHTTPServer):
+        daemon_threads = True
+        request_queue_size = 128
+
+    server = Server(('127.0.0.1', port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    control.send('ready')
+    while True:
+        try:
+            command = control.recv()
+        except (EOFError, OSError):   # the benchmark is gone
+            break
+        if command == 'counts':
+            with lock:
+                control.send({'time': time.monotonic(),
+                              'counts': dict(counts), 'first': dict(first),
+                              'timeline': dict(timeline),
+                              'busy': dict(busy)})
+        elif command == 'record':
+            with lock:
+                del recording[:]
+                record.set()
+            control.send(time.monotonic())
+        elif command == 'recorded':
+            with lock:
+                record.clear()
+                control.send((time.monotonic(), list(recording)))
+                del recording[:]
+        else:
+            break
+    server.shutdown()
+    server.server_close()
+
+
+class CountingProxy:
+    """A threaded HTTP reverse proxy on loopback that counts requests.
+
+    Put it between the daemon and zaqar-server (the daemon's ``[zaqar]
+    url`` is :attr:`url`) to count what the bridge asks Zaqar, per kind of
+    request (:func:`request_kind`), project (``X-Project-ID``) and status,
+    without touching either.  It closes a client's connection whenever
+    zaqar-server closed its own, so the daemon connects as often as it
+    would without the proxy.  Runs in a process of its own, so it neither
+    competes with the benchmark for the GIL nor dies with a thread.
+    """
+
+    def __init__(self, upstream_port):
+        import multiprocessing
+        self.port = free_port()
+        self.url = 'http://127.0.0.1:%d' % self.port
+        mp = multiprocessing.get_context('spawn')
+        self._control, child = mp.Pipe()
+        self.proc = mp.Process(target=_proxy_main, daemon=True,
+                               args=(upstream_port, self.port, child))
+
+    def start(self, timeout=60):
+        self.proc.start()
+        if not self._control.poll(timeout) or self._control.recv() != 'ready':
+            raise BenchError('the counting proxy did not start')
+        return self
+
+    def counts(self):
+        """{'time', 'counts': {(kind, project, status): n}, 'first':
+        {(kind, project): monotonic time}, 'timeline': {second: n},
+        'busy': {kind: seconds zaqar-server took, summed}}."""
+        return self._ask('counts')
+
+    def _ask(self, command):
+        self._control.send(command)
+        if not self._control.poll(30):
+            raise BenchError('the counting proxy does not answer')
+        return self._control.recv()
+
+    def record(self):
+        """Start noting every request; returns the time (monotonic)."""
+        return self._ask('record')
+
+    def recorded(self):
+        """Stop; (time, [(time, kind, project, status)] since record())."""
+        return self._ask('recorded')
+
+    def stop(self):
+        if self.proc.is_alive():
+            with contextlib.suppress(OSError):
+                self._control.send('stop')
+            self.proc.join(10)
+            if self.proc.is_alive():
+                self.proc.terminate()
+                self.proc.join(5)
+
+
+def memory_mib(pid):
+    """VmRSS and VmHWM (peak RSS) of a process, MiB; None if gone."""
+    out = {}
+    try:
+        with open('/proc/%d/status' % pid) as f:
+            for line in f:
+                if line.startswith(('VmRSS:', 'VmHWM:')):
+                    key, value = line.split(':', 1)
+                    out[key] = int(value.split()[0]) / 1024.0
+    except OSError:
+        return None
+    return {'rss': out.get('VmRSS'), 'hwm': out.get('VmHWM')}
 
 
 # -- CPU accounting (read from /proc; Linux only, else zeros)

@@ -335,14 +335,14 @@ def run(args, workdir, dbids):
         # each guest's, so both see the same background load.
         server = Child(mp, _serve, common.RABBIT_URL, {
             'exchange': exchange, 'topic': direct_topic, 'server': 's1'})
-        server.start()
         direct = Caller(client(direct_topic), {}, 'direct',
                         args.bridge_debug)
-        for _ in range(args.warmup):
-            direct.call(keep=False)
         ctxt = {'project_id': tenant, 'user_id': 'bench'}
         bridged = []
         try:
+            server.start()
+            for _ in range(args.warmup):
+                direct.call(keep=False)
             for guest in args.guests:
                 got = run_guest(args, mp, guest, run_id, zaqar, tenant,
                                 client, ctxt, direct, daemon)
