@@ -23,26 +23,9 @@ from bridge.translate import to_amqp
 from bridge.translate import to_zaqar
 from bridge import wire
 from tests.unit import confutil
+from tests.unit import test_translate
 
-ROUTES = '''
-[route:fwd]
-direction = to_zaqar
-exchange = trove
-tenant = context:project_id
-[route:raw]
-direction = to_zaqar
-envelope = raw
-exchange = events
-tenant = routing_key:^(?P<tenant>[a-z-]+)\\.
-zaqar_queue = events-{topic}
-[route:rev]
-direction = to_amqp
-exchange = trove
-zaqar_queue = trove-conductor
-tenants = tenant-a
-allowed_methods = heartbeat
-allowed_event_types = trove.instance.*
-'''
+ROUTES = test_translate.ROUTES   # the same three routes
 SECRET = 'test-secret'  # confutil's [rpc] reply_secret
 VALID_NAME = re.compile(r'^[A-Za-z0-9_-]{1,64}$')
 # Keys the bridge looks at, so generated messages reach the deep paths.
