@@ -158,7 +158,6 @@ OPTS = [
                       'starves the others.'),
 ]
 
-OPTION_NAMES = {opt.dest for opt in OPTS}
 REQUIRED = ('direction',)
 
 

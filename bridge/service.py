@@ -1,6 +1,5 @@
 """Configuration and logging set-up shared by the daemon and the CLI."""
 
-import logging
 import sys
 
 from oslo_config import cfg
@@ -104,7 +103,3 @@ def load_routes(conf):
     if problem:
         raise ConfigError(problem)
     return routes
-
-
-def log_level_is_debug():
-    return logging.getLogger().isEnabledFor(logging.DEBUG)

@@ -2,7 +2,10 @@
 
 import types
 
+import oslo_messaging
 import pytest
+
+from tests.functional import bridgeutil
 
 
 @pytest.fixture
@@ -14,3 +17,32 @@ def names(unique_name):
         tenant=unique_name('tenant'), tenant_a=unique_name('tenant-a'),
         tenant_b=unique_name('tenant-b'), dlq=unique_name('dlq'),
         amqp_queue=unique_name('bridge-test'))
+
+
+class Conductor:
+    """A control-plane RPC endpoint that records what reaches it."""
+
+    def __init__(self):
+        self.calls = []
+
+    def heartbeat(self, ctxt, **kwargs):
+        self.calls.append(('heartbeat', ctxt, kwargs))
+        return {'seen': kwargs}
+
+    def drop_everything(self, ctxt, **kwargs):
+        self.calls.append(('drop_everything', ctxt, kwargs))
+
+
+@pytest.fixture
+def conductor(rabbit, names):
+    """A real oslo.messaging RPC server (rabbit://) on names.conductor."""
+    endpoint = Conductor()
+    server = oslo_messaging.get_rpc_server(
+        bridgeutil.rpc_transport(rabbit),
+        oslo_messaging.Target(exchange=names.exchange, topic=names.conductor,
+                              server='c1'),
+        [endpoint], executor='threading')
+    server.start()
+    yield endpoint
+    server.stop()
+    server.wait()

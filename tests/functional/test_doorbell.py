@@ -6,7 +6,6 @@ import pytest
 
 from tests.functional import bridgeutil
 from tests.functional import test_rpc
-from tests.functional.test_rpc import conductor  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.functional
 

@@ -13,7 +13,6 @@ import threading
 import time
 
 import kombu
-import oslo_messaging
 import pytest
 from zaqarclient.queues.v2 import client as zaqar_v2
 from zaqarclient.transport import errors as zaqar_errors
@@ -80,31 +79,6 @@ def cleanup(rabbit, names):
                 conn.default_channel.queue_delete(queue)
             except conn.channel_errors:
                 pass
-
-
-class Conductor:
-    def __init__(self):
-        self.calls = []
-
-    def heartbeat(self, ctxt, **kwargs):
-        self.calls.append(('heartbeat', ctxt, kwargs))
-
-    def drop_everything(self, ctxt, **kwargs):
-        self.calls.append(('drop_everything', ctxt, kwargs))
-
-
-@pytest.fixture
-def conductor(rabbit, names):
-    endpoint = Conductor()
-    server = oslo_messaging.get_rpc_server(
-        bridgeutil.rpc_transport(rabbit),
-        oslo_messaging.Target(exchange=names.exchange, topic=names.conductor,
-                              server='c1'),
-        [endpoint], executor='threading')
-    server.start()
-    yield endpoint
-    server.stop()
-    server.wait()
 
 
 def manage(config, *args, code=0):

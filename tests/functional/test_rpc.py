@@ -123,32 +123,6 @@ def test_call_returns_raises_and_times_out(daemon, rabbit, zaqar, names):
         client.prepare(timeout=3).call(ctx, 'get_status')
 
 
-class Conductor:
-    def __init__(self):
-        self.calls = []
-
-    def heartbeat(self, ctxt, **kwargs):
-        self.calls.append(('heartbeat', ctxt, kwargs))
-        return {'seen': kwargs}
-
-    def drop_everything(self, ctxt, **kwargs):
-        self.calls.append(('drop_everything', ctxt, kwargs))
-
-
-@pytest.fixture
-def conductor(rabbit, names):
-    endpoint = Conductor()
-    server = oslo_messaging.get_rpc_server(
-        bridgeutil.rpc_transport(rabbit),
-        oslo_messaging.Target(exchange=names.exchange, topic=names.conductor,
-                              server='c1'),
-        [endpoint], executor='threading')
-    server.start()
-    yield endpoint
-    server.stop()
-    server.wait()
-
-
 def post(zaqar, tenant, queue, body):
     zaqar.client(tenant).queue(queue).post([{'ttl': 300, 'body': body}])
 
