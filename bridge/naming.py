@@ -68,3 +68,39 @@ def render(template, **fields):
         raise QueueNameError('cannot render queue template %r: %s'
                              % (template, exc))
     return queue_name(rendered)
+
+
+class QueuePattern:
+    """A set of queue names: ``*`` for ``[A-Za-z0-9_]*``, ``{tenant}``.
+
+    ``*`` never matches ``-``, so with ``{tenant}`` set off by ``-`` (as in
+    ``{tenant}-reply_*``) no name of one tenant matches another's pattern
+    unless a tenant id itself holds the other's plus ``-``; Keystone
+    project ids are hex.
+    """
+
+    _PART = re.compile(r'(\*|\{tenant\})')
+    _LITERAL = re.compile(r'^[A-Za-z0-9_-]*$')
+
+    def __init__(self, pattern):
+        parts = self._PART.split(pattern or '')
+        for literal in parts[::2]:
+            if not self._LITERAL.match(literal):
+                raise QueueNameError(
+                    'pattern %r: only letters, digits, "_", "-", "*" and '
+                    '{tenant} are allowed' % (pattern,))
+        if not pattern:
+            raise QueueNameError('empty queue name pattern')
+        self.pattern = pattern
+        self._parts = parts
+        self.has_tenant = '{tenant}' in parts
+
+    def matches(self, name, tenant):
+        """True when ``name`` is one of ``tenant``'s queues."""
+        if not is_valid(name):
+            return False
+        regex = ''.join(
+            '[A-Za-z0-9_]*' if part == '*'
+            else re.escape(tenant) if part == '{tenant}'
+            else re.escape(part) for part in self._parts)
+        return re.fullmatch(regex, name) is not None

@@ -28,6 +28,7 @@ TO_AMQP = 'to_amqp'
 FORWARD_FIELDS = ('routing_key', 'exchange', 'route', 'tenant', 'server',
                   'topic')
 REVERSE_FIELDS = ('tenant', 'route')
+REPLY_FIELDS = ('tenant', 'route')
 
 OPTS = [
     # Not required=True: oslo.config would then refuse to reload files
@@ -101,9 +102,13 @@ OPTS = [
                  help='to_zaqar: seconds to wait for more messages before '
                       'posting an incomplete batch.'),
     cfg.StrOpt('reply_queue', default='bridge_replies',
-               help='to_zaqar: the Zaqar queue (in the tenant\'s project) '
-                    'a guest answers RPC calls into; the bridge tells the '
-                    'guest in each call. A to_amqp route must drain it.'),
+               help='to_zaqar: the Zaqar queue a guest answers RPC calls '
+                    'into; the bridge tells the guest in each call. A '
+                    'template with the fields {tenant} and {route}, mapped '
+                    'like zaqar_queue. A to_amqp route must drain it for '
+                    'every tenant. With [zaqar] tenant_access = '
+                    'service_project it must contain {tenant} (e.g. '
+                    '{tenant}-bridge_replies), or tenants would share it.'),
     cfg.FloatOpt('retry_max_interval', default=30.0, min=0.1,
                  help='Longest wait between two retries while the other '
                       'side is unreachable (the backoff starts at 0.5 s).'),
@@ -123,6 +128,18 @@ OPTS = [
                 help='to_amqp: notification event types (shell patterns, '
                      'e.g. trove.instance.*) a guest may emit through this '
                      'route. Empty: no notification passes.'),
+    cfg.StrOpt('guest_reply_queue', default='*',
+               help='to_amqp: the Zaqar queues a guest\'s call may name as '
+                    'its reply queue (_reply_q), where the bridge posts the '
+                    'controller\'s answer for that guest\'s tenant. A '
+                    'pattern: "*" stands for any run of letters, digits '
+                    'and "_" (never "-"), {tenant} for the tenant. A call '
+                    'naming any other queue is dead-lettered. "*": any '
+                    'queue (each tenant\'s queues are in its own project). '
+                    'With [zaqar] tenant_access = service_project it must '
+                    'contain {tenant}, set off by "-" (e.g. '
+                    '{tenant}-reply_*, which the guest driver uses with '
+                    'queue_prefix = <tenant>-).'),
     cfg.IntOpt('claim_ttl', default=60, min=60, max=43200,
                help='to_amqp: seconds a claimed message stays hidden from '
                     'other workers; a worker that dies releases its '
@@ -288,9 +305,11 @@ def _check_forward(route):
     except ValueError as exc:
         raise RouteError(name, 'tenant', str(exc))
     _check_template(name, 'zaqar_queue', route.zaqar_queue, FORWARD_FIELDS)
-    if not naming.is_valid(route.reply_queue):
-        raise RouteError(name, 'reply_queue', '%r is not a Zaqar queue name'
-                         % route.reply_queue)
+    _check_template(name, 'reply_queue', route.reply_queue, REPLY_FIELDS)
+    try:
+        naming.render(route.reply_queue, tenant='t', route=name)
+    except naming.QueueNameError as exc:
+        raise RouteError(name, 'reply_queue', str(exc))
     if route.amqp_queue is None:
         route.amqp_queue = 'amqp-zaqar-bridge.%s' % name
     if route.exchange_type == 'headers' and not route.binding_arguments:
@@ -306,6 +325,10 @@ def _check_reverse(route):
             raise RouteError(name, 'routing_key', 'is required when '
                              'zaqar_queue is a template')
         route.routing_key = route.zaqar_queue
+    try:
+        naming.QueuePattern(route.guest_reply_queue)
+    except naming.QueueNameError as exc:
+        raise RouteError(name, 'guest_reply_queue', str(exc))
     if not route.tenants:
         raise RouteError(name, 'tenants', 'a to_amqp route needs at least '
                          'one tenant to drain')

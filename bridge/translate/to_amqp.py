@@ -6,8 +6,10 @@ a value of the body.  On ``envelope = oslo`` routes:
 * an answer to a controller's call must carry a valid ``reply_token``
   issued for this tenant; it is published to the caller's reply queue;
 * an RPC request must name a method in ``allowed_methods``; its context is
-  forced to the tenant; a call gets a signed ``_msg_id`` and the bridge's
-  ``_reply_q`` so the answer finds its way back to the guest;
+  forced to the tenant; a call must name one of the tenant's queues
+  (``guest_reply_queue``) in ``_reply_q``, and gets a signed ``_msg_id``
+  and the bridge's ``_reply_q`` so the answer finds its way back to the
+  guest;
 * a notification must match ``allowed_event_types``; its context is
   forced to the tenant.
 
@@ -78,18 +80,24 @@ def translate(route, conf, tenant, queue, body, zaqar_id, used_tokens=None):
                      '%s' % (message['event_type'], route.name), msg_id)
     forced = envelope.force_project(message, tenant)
     if kind == 'rpc' and message.get('_msg_id') is not None:
-        forced.update(_call_address(conf, tenant, message, msg_id))
+        forced.update(_call_address(route, conf, tenant, message, msg_id))
     return Publish(kind, route.exchange, route.routing_key,
                    envelope.wrap(forced), headers, msg_id=msg_id)
 
 
-def _call_address(conf, tenant, message, msg_id):
+def _call_address(route, conf, tenant, message, msg_id):
     """Let the controller's answer to a guest's call come back."""
     reply_q = message.get('_reply_q')
     if not isinstance(message['_msg_id'], str) or not naming.is_valid(
             reply_q):
         raise Reject('a call needs a string _msg_id and a Zaqar queue name '
                      'in _reply_q (got %r)' % (reply_q,), msg_id)
+    if not naming.QueuePattern(route.guest_reply_queue).matches(reply_q,
+                                                                tenant):
+        raise Reject('_reply_q %r is not a reply queue of tenant %s (route '
+                     '%s guest_reply_queue = %s)'
+                     % (reply_q, tenant, route.name,
+                        route.guest_reply_queue), msg_id)
     ttl = min(conf.rpc.reply_token_ttl,
               conf.rpc.guest_call_timeout + conf.rpc.reply_grace)
     token = tokens.sign(conf.rpc.reply_secret, tokens.ZAQAR_REPLY, reply_q,

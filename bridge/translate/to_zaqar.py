@@ -97,10 +97,15 @@ def translate(route, conf, project_of, body, exchange, routing_key,
         if not isinstance(message['_reply_q'], str) or \
                 not isinstance(message['_msg_id'], str):
             raise Reject('_msg_id and _reply_q must be strings', msg_id)
+        try:
+            reply_queue = naming.render(route.reply_queue, tenant=tenant,
+                                        route=route.name)
+        except naming.QueueNameError as exc:
+            raise Reject('reply_queue: %s' % exc, msg_id)
         token = tokens.sign(conf.rpc.reply_secret, tokens.AMQP_REPLY,
                             message['_reply_q'], message['_msg_id'], tenant,
                             _expiry_seconds(properties, message, conf.rpc))
-        reply = {'queue': route.reply_queue, 'token': token}
+        reply = {'queue': reply_queue, 'token': token}
     zbody = wire.body(message, msg_id=msg_id, reply=reply, route=route.name,
                       exchange=exchange, routing_key=routing_key, **extra)
     return _checked(conf, Outgoing(project_of(tenant), tenant, queue,

@@ -252,10 +252,22 @@ def check_conf(conf, routes):
                     % (group.auth_type,))
         return None
     for route in routes:
-        if '{tenant}' not in route.zaqar_queue:
-            return ('route %r option \'zaqar_queue\': with [zaqar] '
-                    'tenant_access = service_project every tenant\'s queues '
-                    'share the bridge\'s project, so the template must '
-                    'contain {tenant} (got %r)'
-                    % (route.name, route.zaqar_queue))
+        for option in _tenant_templates(route):
+            value = getattr(route, option)
+            if '{tenant}' not in value:
+                return ('route %r option %r: with [zaqar] tenant_access = '
+                        'service_project every tenant\'s queues share the '
+                        'bridge\'s project, so it must contain {tenant} '
+                        '(got %r)' % (route.name, option, value))
     return None
+
+
+def _tenant_templates(route):
+    """The options of ``route`` naming queues of one tenant."""
+    yield 'zaqar_queue'
+    if route.envelope != 'oslo':
+        return
+    if route.direction == 'to_zaqar':
+        yield 'reply_queue'     # where guests answer controllers' calls
+    elif route.allowed_methods:
+        yield 'guest_reply_queue'   # where guests' calls are answered

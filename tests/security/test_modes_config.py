@@ -16,35 +16,60 @@ auth_url = http://127.0.0.1:5000/v3
 direction = to_zaqar
 exchange = trove
 tenant = context:project_id
-zaqar_queue = %s
+%s
+'''
+SHARED = ("with [zaqar] tenant_access = service_project every tenant's "
+          "queues share the bridge's project, so it must contain {tenant} ")
+SAFE = 'zaqar_queue = {tenant}-{server}\nreply_queue = {tenant}-replies\n'
+REVERSE = '''
+[route:r2]
+direction = to_amqp
+exchange = trove
+zaqar_queue = {tenant}-conductor
+tenants = t1
+routing_key = conductor
+%s
 '''
 
 
-def check(tmp_path, access, queue, auth_type='password'):
+def check(tmp_path, access, route, auth_type='password'):
     conf, routes = confutil.load(tmp_path, KEYSTONE % (access, auth_type,
-                                                       queue))
+                                                       route),
+                                 routes='r1,r2' if 'r2' in route else 'r1')
     return zaqar_client.check_conf(conf, routes)
 
 
-@pytest.mark.parametrize('access, queue, auth_type, error', [
-    ('service_project', 'guestagent_{tenant}_{server}', 'password', None),
-    ('service_project', '{routing_key}', 'password',
-     "route 'r1' option 'zaqar_queue': with [zaqar] tenant_access = "
-     "service_project every tenant's queues share the bridge's project, so "
-     "the template must contain {tenant} (got '{routing_key}')"),
-    ('trusts', '{routing_key}', 'password', None),
-    ('trusts', '{routing_key}', 'v3token',
+@pytest.mark.parametrize('access, route, auth_type, error', [
+    ('service_project', SAFE, 'password', None),
+    ('service_project', 'zaqar_queue = {routing_key}', 'password',
+     "route 'r1' option 'zaqar_queue': " + SHARED + "(got '{routing_key}')"),
+    # The answers of every tenant's guests would meet in one queue.
+    ('service_project', 'zaqar_queue = {tenant}-{server}', 'password',
+     "route 'r1' option 'reply_queue': " + SHARED
+     + "(got 'bridge_replies')"),
+    ('service_project', 'zaqar_queue = {tenant}-{server}\nenvelope = raw',
+     'password', None),
+    ('service_project', SAFE + REVERSE % 'allowed_methods = heartbeat',
+     'password',
+     "route 'r2' option 'guest_reply_queue': " + SHARED + "(got '*')"),
+    ('service_project', SAFE + REVERSE % (
+        'allowed_methods = heartbeat\nguest_reply_queue = {tenant}-reply_*'),
+     'password', None),
+    # No RPC request passes: guests' calls are refused anyway.
+    ('service_project', SAFE + REVERSE % '', 'password', None),
+    ('trusts', 'zaqar_queue = {routing_key}', 'password', None),
+    ('trusts', 'zaqar_queue = {routing_key}', 'v3token',
      "[zaqar] auth_type: tenant_access = trusts needs a user's password "
      "(auth_type = password), got 'v3token'"),
 ])
-def test_check_conf(tmp_path, access, queue, auth_type, error):
+def test_check_conf(tmp_path, access, route, auth_type, error):
     if error is None:
-        assert check(tmp_path, access, queue, auth_type) is None
+        assert check(tmp_path, access, route, auth_type) is None
         return
     # Loading the configuration applies the same check: start-up stops
     # with that one line.
     with pytest.raises(service.ConfigError) as exc:
-        check(tmp_path, access, queue, auth_type)
+        check(tmp_path, access, route, auth_type)
     assert str(exc.value) == error
 
 

@@ -44,6 +44,19 @@ def test_forward_route_defaults(tmp_path):
      "route 'r1' option 'tenants': a to_amqp route needs at least one"),
     ('[route:r1]\ndirection = to_amqp\nexchange = x\nzaqar_queue = q-{tenant}'
      '\ntenants = a\n', "route 'r1' option 'routing_key': is required"),
+    ('[route:r1]\ndirection = to_zaqar\nexchange = x\ntenant = static:p\n'
+     'reply_queue = r-{server}\n', "route 'r1' option 'reply_queue': unknown "
+                                  "field(s) {server}"),
+    ('[route:r1]\ndirection = to_zaqar\nexchange = x\ntenant = static:p\n'
+     'reply_queue = %s\n' % ('x' * 65), "route 'r1' option 'reply_queue': "
+                                       "queue name 'xxx"),
+    ('[route:r1]\ndirection = to_amqp\nexchange = x\nzaqar_queue = q\n'
+     'tenants = a\nguest_reply_queue = {tenant}.reply\n',
+     "route 'r1' option 'guest_reply_queue': pattern '{tenant}.reply': only "
+     "letters"),
+    ('[route:r1]\ndirection = to_amqp\nexchange = x\nzaqar_queue = q\n'
+     'tenants = a\nguest_reply_queue = {tenant}-{route}\n',
+     "route 'r1' option 'guest_reply_queue': pattern '{tenant}-{route}'"),
 ])
 def test_route_errors_name_route_and_option(tmp_path, text, message):
     with pytest.raises(service.ConfigError) as err:

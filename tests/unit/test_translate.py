@@ -27,12 +27,28 @@ zaqar_queue = trove-conductor
 tenants = tenant-a, tenant-b
 allowed_methods = heartbeat
 allowed_event_types = trove.instance.*
+[route:shared-fwd]
+direction = to_zaqar
+exchange = trove
+tenant = context:project_id
+zaqar_queue = {tenant}-{routing_key}
+reply_queue = {tenant}-replies
+[route:shared-rev]
+direction = to_amqp
+exchange = trove
+zaqar_queue = {tenant}-conductor
+routing_key = trove-conductor
+tenants = tenant-a, tenant-b
+allowed_methods = heartbeat
+guest_reply_queue = {tenant}-reply_*
 '''
 
 
 @pytest.fixture
 def setup(tmp_path):
-    conf, routes = confutil.load(tmp_path, ROUTES, routes='fwd, raw, rev')
+    conf, routes = confutil.load(tmp_path, ROUTES,
+                                   routes='fwd, raw, rev, shared-fwd, '
+                                          'shared-rev')
     return conf, {r.name: r for r in routes}
 
 
@@ -71,6 +87,15 @@ def test_forward_call_gets_signed_reply_address(setup):
     assert address['queue'] == 'reply_abc' and address['msg_id'] == 'm1'
 
 
+def test_forward_call_reply_queue_per_tenant(setup):
+    out = fwd(setup, oslo_body(method='ping', _msg_id='m1',
+                               _reply_q='reply_abc', _unique_id='u',
+                               _context_project_id='tenant-a'),
+              name='shared-fwd')
+    assert out.queue == 'tenant-a-guestagent_abc'
+    assert out.message['body']['reply']['queue'] == 'tenant-a-replies'
+
+
 @pytest.mark.parametrize('body, reason', [
     (b'\x00\xff', 'bad oslo.messaging envelope'),
     (b'{"oslo.version": "2.0", "oslo.message": "nope"}',
@@ -107,9 +132,9 @@ def test_forward_raw_json_and_binary(setup):
     assert out.message['body']['content_type'] == 'image/png'
 
 
-def rev(setup, body, tenant='tenant-a', used=None):
+def rev(setup, body, tenant='tenant-a', used=None, name='rev'):
     conf, routes = setup
-    return to_amqp.translate(routes['rev'], conf, tenant, 'trove-conductor',
+    return to_amqp.translate(routes[name], conf, tenant, 'trove-conductor',
                              body, 'zid', used)
 
 
@@ -134,6 +159,41 @@ def test_reverse_guest_call_gets_bridge_reply_queue(setup):
                             msg['_msg_id'])
     assert address == dict(address, queue='reply_x', msg_id='g1',
                            tenant='tenant-a')
+
+
+def call_from(tenant, reply_q):
+    return {'bridge': 1, 'message': {'method': 'heartbeat', '_msg_id': 'g1',
+                                     '_reply_q': reply_q}}
+
+
+@pytest.mark.parametrize('tenant, reply_q', [
+    ('tenant-a', 'tenant-a-reply_0123abc'),
+    ('tenant-a', 'tenant-a-reply_'),
+    ('tenant-b', 'tenant-b-reply_x'),
+])
+def test_reverse_guest_call_reply_queue_of_its_tenant(setup, tenant,
+                                                      reply_q):
+    conf, _ = setup
+    out = rev(setup, call_from(tenant, reply_q), tenant=tenant,
+              name='shared-rev')
+    address = tokens.verify(conf.rpc.reply_secret, tokens.ZAQAR_REPLY,
+                            envelope.unwrap(json.dumps(out.body))['_msg_id'])
+    assert (address['queue'], address['tenant']) == (reply_q, tenant)
+
+
+@pytest.mark.parametrize('tenant, reply_q', [
+    ('tenant-a', 'tenant-b-reply_x'),       # another tenant's queue
+    ('tenant-a', 'tenant-a-conductor'),     # not a reply queue
+    ('tenant-a', 'x-tenant-a-reply_1'),
+    ('tenant-a', 'tenant-a-reply_1-x'),     # "*" never takes a "-"
+    ('tenant', 'tenant-a-reply_1'),         # tenant "tenant" vs "tenant-a"
+])
+def test_reverse_guest_call_to_foreign_reply_queue(setup, tenant, reply_q):
+    with pytest.raises(Reject, match="_reply_q %r is not a reply queue of "
+                       "tenant %s \\(route shared-rev guest_reply_queue"
+                       % (reply_q, tenant)):
+        rev(setup, call_from(tenant, reply_q), tenant=tenant,
+            name='shared-rev')
 
 
 @pytest.mark.parametrize('body, reason', [
