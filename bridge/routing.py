@@ -116,9 +116,11 @@ OPTS = [
     cfg.ListOpt('tenants', default=[],
                 help='to_amqp: the projects whose queues are drained.'),
     cfg.StrOpt('routing_key',
-               help='to_amqp: routing key of the published messages. '
-                    'Default: the exchange-free topic, i.e. the '
-                    'zaqar_queue template rendered for the tenant.'),
+               help='to_amqp: routing key of the published requests and '
+                    'notifications (answers to calls go to the caller\'s '
+                    'reply queue). Default: zaqar_queue, which then must '
+                    'not be a template unless only answers pass (no '
+                    'allowed_methods nor allowed_event_types).'),
     cfg.ListOpt('allowed_methods', default=[],
                 help='to_amqp: RPC methods a guest may cast or call '
                      'through this route. Anything else is dead-lettered. '
@@ -321,9 +323,10 @@ def _check_reverse(route):
     name = route.name
     _check_template(name, 'zaqar_queue', route.zaqar_queue, REVERSE_FIELDS)
     if route.routing_key is None:
-        if '{' in route.zaqar_queue:
+        if '{' in route.zaqar_queue and _publishes_requests(route):
             raise RouteError(name, 'routing_key', 'is required when '
                              'zaqar_queue is a template')
+        # Unused when only answers pass: they go to the caller's queue.
         route.routing_key = route.zaqar_queue
     try:
         naming.QueuePattern(route.guest_reply_queue)
@@ -341,6 +344,12 @@ def _check_reverse(route):
         except naming.QueueNameError as exc:
             raise RouteError(name, 'zaqar_queue', 'for tenant %r: %s'
                              % (tenant, exc))
+
+
+def _publishes_requests(route):
+    """False for a route only answers to controllers' calls can pass."""
+    return (route.envelope == 'raw' or bool(route.allowed_methods)
+            or bool(route.allowed_event_types))
 
 
 REPLIES_ROUTE = 'rpc-replies'

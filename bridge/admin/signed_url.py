@@ -1,4 +1,4 @@
-"""``signed-url``: a pre-signed Zaqar URL for one queue of a guest.
+"""``signed-url``: pre-signed Zaqar URLs for the queues of a guest.
 
 The bridge asks Zaqar to sign (``POST /v2/queues/Q/share``) in the
 tenant's project, as it reaches that project itself.  What comes back lets
@@ -26,15 +26,17 @@ GUEST_OPTIONS = {'signature': 'signed_url_signature',
                  'project': 'project_id',
                  'url': 'transport_url zaqar://<host>:<port>/'}
 
-HELP = 'Issue a pre-signed Zaqar URL for one queue of a guest.'
+HELP = 'Issue pre-signed Zaqar URLs for queues of a guest.'
 DESCRIPTION = '''\
 Issue a pre-signed Zaqar URL that lets a guest use one queue of its tenant,
-with the given methods, until it expires, and nothing else. The bridge asks
-Zaqar to sign it in the tenant's project (zaqar-server needs [signed_url]
-secret_key). Hand the printed fields to the guest: its oslo.messaging
-driver (zaqar://, [oslo_messaging_zaqar] auth_strategy = signed_url) takes
-them as signed_url_signature, signed_url_expires, signed_url_paths,
-signed_url_methods and project_id, and the Zaqar URL as its transport URL;
+with the given methods, until it expires, and nothing else; one per --queue.
+The bridge asks Zaqar to sign it in the tenant's project (zaqar-server
+needs [signed_url] secret_key). Hand the printed fields to the guest: its
+oslo.messaging driver (zaqar://, [oslo_messaging_zaqar] auth_strategy =
+signed_url) takes the JSON output (--format json) as its signed_url_file,
+or the fields of one URL as signed_url_signature, signed_url_expires,
+signed_url_paths, signed_url_methods and project_id, and the Zaqar URL as
+its transport URL;
 python-zaqarclient takes the same values as the options of its
 "signed-url" auth backend (signature, expires, paths, methods,
 os_project_id).'''
@@ -74,20 +76,33 @@ def issue(conf, tenant, queue, methods, paths, expires_in):
 
 def signed_url(conf, routes):
     args = conf.command
-    if not naming.is_valid(args.queue):
-        raise UsageError('--queue %r is not a Zaqar queue name ([A-Za-z0-9_-]'
-                         ', at most 64 characters)' % args.queue)
+    for queue in args.queue:
+        if not naming.is_valid(queue):
+            raise UsageError('--queue %r is not a Zaqar queue name '
+                             '([A-Za-z0-9_-], at most 64 characters)'
+                             % queue)
     if args.expires_in < 1:
         raise UsageError('--expires-in %d: must be at least 1 second'
                          % args.expires_in)
-    fields = issue(conf, args.tenant, args.queue,
-                   _choices(args.methods, METHODS, '--methods', upper=True),
-                   _choices(args.paths, PATHS, '--paths'), args.expires_in)
-    rows = [{'field': key,
-             'value': ','.join(value) if isinstance(value, list) else value,
-             'guest option': GUEST_OPTIONS.get(key, '')}
-            for key, value in fields.items()]
-    output.show(conf, rows, json_value=fields)
+    methods = _choices(args.methods, METHODS, '--methods', upper=True)
+    paths = _choices(args.paths, PATHS, '--paths')
+    issued = [issue(conf, args.tenant, queue, methods, paths,
+                    args.expires_in) for queue in args.queue]
+    if len(issued) == 1:
+        fields = issued[0]
+        rows = [{'field': key,
+                 'value': ','.join(value) if isinstance(value, list)
+                 else value,
+                 'guest option': GUEST_OPTIONS.get(key, '')}
+                for key, value in fields.items()]
+        output.show(conf, rows, json_value=fields)
+    else:
+        rows = [{'queue': f['queue'], 'methods': ','.join(f['methods']),
+                 'expires': f['expires'], 'signature': f['signature']}
+                for f in issued]
+        output.show(conf, rows, json_value=issued,
+                    title='Save --format json as the guest\'s '
+                          'signed_url_file.')
     return 0
 
 
@@ -97,8 +112,11 @@ def add_parser(subparsers):
     parser.set_defaults(func=signed_url)
     parser.add_argument('--tenant', required=True,
                         help='The guest\'s tenant (project).')
-    parser.add_argument('--queue', required=True,
-                        help='The Zaqar queue the guest may use.')
+    parser.add_argument('--queue', required=True, action='append',
+                        help='A Zaqar queue the guest may use; repeat it '
+                             'for several queues (one signed URL each, '
+                             'printed as a list: the guest driver\'s '
+                             'signed_url_file).')
     parser.add_argument('--methods', default='GET,POST,PATCH,DELETE',
                         help='HTTP methods allowed, comma-separated, of %s '
                              '(default: GET,POST,PATCH,DELETE).'

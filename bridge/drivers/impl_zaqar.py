@@ -62,6 +62,7 @@ from oslo_messaging._drivers import amqp as rpc_amqp
 from oslo_messaging._drivers import base
 from oslo_messaging._drivers import common as rpc_common
 from zaqarclient.queues.v2 import core as zcore
+from zaqarclient.transport import errors as zerrors
 
 try:
     import websocket  # websocket-client, only needed for websocket_url
@@ -71,6 +72,7 @@ except ImportError:  # pragma: no cover
 from bridge import envelope
 from bridge import naming
 from bridge import wire
+from bridge.drivers import signed_urls
 from bridge.drivers import zaqar_options
 from bridge.zaqar import client as zclient
 
@@ -328,14 +330,26 @@ class Client(zclient.Client):
 
 
 def make_client(opts, url):
-    """One Zaqar client for the driver, per ``auth_strategy``.
+    """The driver's :class:`Zaqar`, authenticated per ``auth_strategy``.
 
     With Keystone the session (and its token cache) is built here, once.
+    With signed URLs there is one client per signed queue.
     """
     verify = False if opts.insecure else (opts.ssl_ca_file or True)
     strategy = opts.auth_strategy
     host = url.hosts[0] if url.hosts else None
     session = None
+
+    def build(auth_opts):
+        return Client(endpoint(url, opts.url_scheme), version=2,
+                      conf={'auth_opts': auth_opts,
+                            'client_uuid': str(uuid.uuid4())},
+                      session=session, request_timeout=opts.request_timeout,
+                      verify=verify)
+
+    if host and host.username and strategy != 'keystone':
+        LOG.warning('zaqar:// ignores the user of its transport URL unless '
+                    'auth_strategy = keystone')
     if strategy == 'keystone':
         username = (host and host.username) or opts.username
         password = (host and host.password) or opts.password
@@ -350,54 +364,59 @@ def make_client(opts, url):
             project_id=opts.project_id, project_name=opts.project_name,
             project_domain_name=opts.project_domain_name)
         session = ks_session.Session(auth=auth, verify=verify)
-        auth_opts = {'backend': 'keystone', 'options': {}}
-    elif not opts.project_id:
+        return Zaqar(build({'backend': 'keystone', 'options': {}}))
+    if not opts.project_id:
         raise oslo_messaging.InvalidTransportURL(
             str(url), 'auth_strategy = %s needs project_id' % strategy)
-    elif strategy == 'signed_url':
-        if not (opts.signed_url_signature and opts.signed_url_expires
-                and opts.signed_url_paths and opts.signed_url_methods):
-            raise oslo_messaging.InvalidTransportURL(
-                str(url), 'auth_strategy = signed_url needs the '
-                'signed_url_signature, _expires, _paths and _methods '
-                'options')
-        auth_opts = {'backend': 'signed-url',
-                     'options': {'os_project_id': opts.project_id,
-                                 'signature': opts.signed_url_signature,
-                                 'expires': opts.signed_url_expires,
-                                 'paths': opts.signed_url_paths,
-                                 'methods': opts.signed_url_methods}}
-    else:
-        auth_opts = {'backend': 'noauth',
-                     'options': {'os_project_id': opts.project_id}}
-    if host and host.username and strategy != 'keystone':
-        LOG.warning('zaqar:// ignores the user of its transport URL unless '
-                    'auth_strategy = keystone')
-    return Client(endpoint(url, opts.url_scheme), version=2,
-                  conf={'auth_opts': auth_opts,
-                        'client_uuid': str(uuid.uuid4())},
-                  session=session, request_timeout=opts.request_timeout,
-                  verify=verify)
+    if strategy == 'signed_url':
+        try:
+            urls = signed_urls.load(opts)
+        except signed_urls.SignedUrlError as exc:
+            raise oslo_messaging.InvalidTransportURL(str(url), str(exc))
+        return Zaqar(None, {queue: build(signed_urls.auth_opts(entry))
+                            for queue, entry in urls.items()})
+    return Zaqar(build({'backend': 'noauth',
+                        'options': {'os_project_id': opts.project_id}}))
 
 
 class Zaqar:
-    """The few Zaqar operations the driver makes, on one shared client."""
+    """The few Zaqar operations the driver makes.
 
-    def __init__(self, client):
-        self.client = client
+    One client for every queue, or (signed URLs) one client per queue and
+    none for the others.
+    """
+
+    def __init__(self, client, per_queue=None):
+        self._client = client
+        self._per_queue = per_queue or {}
+
+    def covers(self, queue):
+        """False for a queue this driver has no credentials for."""
+        return self._client is not None or queue in self._per_queue
+
+    def client(self, queue):
+        client = self._per_queue.get(queue, self._client)
+        if client is None:
+            raise zerrors.ForbiddenError(
+                'no signed URL for queue %s (add one to signed_url_file)'
+                % queue)
+        return client
 
     def post(self, queue, bodies, ttl):
-        self.client.queue(queue).post([{'body': b, 'ttl': ttl}
-                                       for b in bodies])
+        self.client(queue).queue(queue).post([{'body': b, 'ttl': ttl}
+                                              for b in bodies])
 
     def claim(self, queue, limit, ttl):
         """Claim up to ``limit``: ``(claim id, [Message...])``."""
-        claim = self.client.queue(queue).claim(ttl=ttl, grace=CLAIM_GRACE,
-                                               limit=limit)
+        claim = self.client(queue).queue(queue).claim(
+            ttl=ttl, grace=CLAIM_GRACE, limit=limit)
         return claim.id, list(claim)
 
     def pop(self, queue, limit):
-        return list(self.client.queue(queue).pop(limit))
+        return list(self.client(queue).queue(queue).pop(limit))
+
+    def _request(self, queue):
+        return self.client(queue)._request_and_transport()
 
     def list(self, queue, marker, limit=MAX_MESSAGES):
         """One page of messages after ``marker``: ``(messages, marker)``.
@@ -406,7 +425,7 @@ class Zaqar:
         given one when the page is empty.  Markers are opaque (a message
         id with Redis, a counter with MongoDB).
         """
-        req, trans = self.client._request_and_transport()
+        req, trans = self._request(queue)
         params = {'limit': limit, 'echo': True}
         if marker:
             params['marker'] = marker
@@ -418,15 +437,15 @@ class Zaqar:
         return page.get('messages') or [], marker
 
     def delete(self, queue, message_id, claim_id=None):
-        req, trans = self.client._request_and_transport()
+        req, trans = self._request(queue)
         zcore.message_delete(trans, req, queue, message_id, claim_id)
 
     def release(self, queue, claim_id):
-        req, trans = self.client._request_and_transport()
+        req, trans = self._request(queue)
         zcore.claim_delete(trans, req, queue, claim_id)
 
     def delete_queue(self, queue):
-        self.client.queue(queue).delete()
+        self.client(queue).queue(queue).delete()
 
 
 def parse_body(body, kind):
@@ -916,7 +935,7 @@ class ZaqarDriver(base.BaseDriver):
         conf = zaqar_options.register_opts(conf, url)
         super().__init__(conf, url, default_exchange, allowed_remote_exmods)
         self.opts = conf[zaqar_options.GROUP]
-        self.zaqar = Zaqar(make_client(self.opts, url))
+        self.zaqar = make_client(self.opts, url)
         self._waiter = None
         self._waiter_lock = threading.Lock()
         self._push_warned = False
@@ -982,20 +1001,43 @@ class ZaqarDriver(base.BaseDriver):
     def _reply_waiter(self):
         with self._waiter_lock:
             if self._waiter is None:
-                name = self.opts.reply_queue_prefix + uuid.uuid4().hex
+                name = self._reply_queue_name()
+                if not self.zaqar.covers(name):
+                    raise oslo_messaging.MessageDeliveryFailure(
+                        'No signed URL for reply queue %s: set reply_queue '
+                        'to a queue of signed_url_file to make calls'
+                        % name)
                 LOG.debug('Using reply queue %s', name)
                 self._waiter = ReplyWaiter(self, name)
             return self._waiter
 
-    @staticmethod
-    def _queue_of(target, topic, fanout=False):
+    def _reply_queue_name(self):
+        if self.opts.reply_queue:
+            return self.opts.reply_queue
+        name = self.opts.queue_prefix + self.opts.reply_queue_prefix
+        return name + uuid.uuid4().hex[:naming.MAX_LENGTH - len(name)]
+
+    def _queue_of(self, target, topic, fanout=False):
         """The Zaqar queue of ``topic``; InvalidTarget if it can't be."""
+        topic = self.opts.queue_prefix + topic
         try:
             if fanout:
                 return naming.fanout_queue_name(topic)
             return naming.queue_name(topic)
         except naming.QueueNameError as exc:
             raise oslo_messaging.InvalidTarget(str(exc), target)
+
+    def _usable(self, names):
+        """The queues this driver has credentials for (signed URLs)."""
+        usable = [name for name in names if self.zaqar.covers(name)]
+        for name in names:
+            if name not in usable:
+                LOG.warning('Not listening on Zaqar queue %s: no signed URL '
+                            'for it in signed_url_file', name)
+        if not usable:
+            raise oslo_messaging.MessageDeliveryFailure(
+                'No signed URL for any of the queues %s' % ', '.join(names))
+        return usable
 
     def send(self, target, ctxt, message, wait_for_reply=None, timeout=None,
              call_monitor_timeout=None, retry=None, transport_options=None):
@@ -1056,14 +1098,17 @@ class ZaqarDriver(base.BaseDriver):
     # Listening.
 
     def listen(self, target, batch_size, batch_timeout):
-        topics = [target.topic]
+        claimed = [self._queue_of(target, target.topic)]
         if target.server:
-            topics.append('%s.%s' % (target.topic, target.server))
-        sources = [ClaimedQueue(self.zaqar, self._queue_of(target, t),
-                                self.opts.claim_ttl) for t in topics]
-        sources.append(FanoutQueue(
-            self.zaqar, self._queue_of(target, target.topic, fanout=True),
-            self.opts.fanout_ttl))
+            claimed.append(self._queue_of(target, '%s.%s' % (target.topic,
+                                                             target.server)))
+        fanout = self._queue_of(target, target.topic, fanout=True)
+        usable = self._usable(claimed + [fanout])
+        sources = [ClaimedQueue(self.zaqar, name, self.opts.claim_ttl)
+                   for name in claimed if name in usable]
+        if fanout in usable:
+            sources.append(FanoutQueue(self.zaqar, fanout,
+                                       self.opts.fanout_ttl))
         listener = ZaqarListener(self, sources, 'rpc', ZaqarIncomingMessage)
         return base.PollStyleListenerAdapter(listener, batch_size,
                                              batch_timeout)
@@ -1073,11 +1118,11 @@ class ZaqarDriver(base.BaseDriver):
         if pool:
             raise NotImplementedError('The zaqar driver does not support '
                                       'notification listener pools')
-        sources = [ClaimedQueue(
-            self.zaqar,
-            self._queue_of(target, '%s.%s' % (target.topic, priority)),
-            self.opts.claim_ttl)
-            for target, priority in targets_and_priorities]
+        names = self._usable([
+            self._queue_of(target, '%s.%s' % (target.topic, priority))
+            for target, priority in targets_and_priorities])
+        sources = [ClaimedQueue(self.zaqar, name, self.opts.claim_ttl)
+                   for name in names]
         listener = ZaqarListener(self, sources, 'notification',
                                  ZaqarNotificationMessage)
         return base.PollStyleListenerAdapter(listener, batch_size,
@@ -1089,6 +1134,8 @@ class ZaqarDriver(base.BaseDriver):
         if waiter is None:
             return
         waiter.stop()
+        if self.opts.reply_queue:
+            return    # named in advance, maybe signed: not this driver's
         try:
             self.zaqar.delete_queue(waiter.queue)
         except Exception as exc:

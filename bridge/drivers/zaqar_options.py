@@ -55,22 +55,43 @@ OPTS = [
                help='signed_url: its URL-Expires (ISO 8601 time, as Zaqar '
                     'returned it).'),
     cfg.ListOpt('signed_url_paths', default=[],
-                help='signed_url: its URL-Paths. They must cover every '
-                     'queue the driver touches (see the driver\'s '
-                     'documentation).'),
+                help='signed_url: its URL-Paths (the resources of one '
+                     'queue, as Zaqar signs one queue per URL).'),
     cfg.ListOpt('signed_url_methods', default=[],
                 help='signed_url: its URL-Methods (GET, POST, PATCH, '
                      'DELETE...).'),
+    cfg.StrOpt('signed_url_file',
+               help='signed_url: a JSON file with one pre-signed URL per '
+                    'queue the driver uses (an object or a list of objects '
+                    'with signature, expires, paths, methods and project, '
+                    'as printed by amqp-zaqar-bridge-manage signed-url '
+                    '--format json). A listener skips, with a warning, the '
+                    'queues it has no URL for; sending to one fails.'),
     cfg.StrOpt('ssl_ca_file',
                help='CA bundle to verify the Zaqar (and Keystone) HTTPS '
                     'certificates with, instead of the system one.'),
     cfg.BoolOpt('insecure', default=False,
                 help='Do not verify HTTPS certificates (tests only).'),
+    cfg.StrOpt('queue_prefix', default='', regex=r'^[A-Za-z0-9_-]{0,40}$',
+               help='Put before the name of every queue the driver derives '
+                    'from a topic (and of its reply queue). With a bridge '
+                    'in [zaqar] tenant_access = service_project, where the '
+                    'queues of every tenant share one project, set it to '
+                    'what the bridge\'s templates put before the topic, '
+                    'e.g. <project id>- for {tenant}-{routing_key}.'),
     cfg.StrOpt('reply_queue_prefix', default='reply_',
                regex=r'^[A-Za-z0-9_-]{1,32}$',
                help='Prefix of the reply queue this driver creates for its '
-                    'own calls: <prefix><uuid hex>, one per driver. The '
-                    'bridge answers controller replies into it.'),
+                    'own calls: <queue_prefix><reply_queue_prefix><uuid '
+                    'hex> (the hex cut to fit 64 characters), one per '
+                    'driver. The bridge answers controller replies into '
+                    'it.'),
+    cfg.StrOpt('reply_queue', default='', regex=r'^([A-Za-z0-9_-]{1,64})?$',
+               help='The exact name of the reply queue for this driver\'s '
+                    'own calls, instead of a new one per driver (needed '
+                    'with signed URLs, which exist only for queues named '
+                    'in advance). Only one driver may read it: give each '
+                    'guest its own. It is never deleted by the driver.'),
     cfg.IntOpt('claim_ttl', default=300, min=ZAQAR_MIN_TTL, max=43200,
                help='Seconds a claimed RPC request or notification stays '
                     'invisible to other listeners before it is handed out '

@@ -43,7 +43,8 @@ def test_forward_route_defaults(tmp_path):
     ('[route:r1]\ndirection = to_amqp\nexchange = x\nzaqar_queue = q\n',
      "route 'r1' option 'tenants': a to_amqp route needs at least one"),
     ('[route:r1]\ndirection = to_amqp\nexchange = x\nzaqar_queue = q-{tenant}'
-     '\ntenants = a\n', "route 'r1' option 'routing_key': is required"),
+     '\ntenants = a\nallowed_methods = m\n',
+     "route 'r1' option 'routing_key': is required"),
     ('[route:r1]\ndirection = to_zaqar\nexchange = x\ntenant = static:p\n'
      'reply_queue = r-{server}\n', "route 'r1' option 'reply_queue': unknown "
                                   "field(s) {server}"),

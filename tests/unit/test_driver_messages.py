@@ -39,6 +39,10 @@ class MemoryZaqar:
         self.ages = {}
         self._ids = itertools.count(1)
         self.lock = threading.Lock()
+        self.signed = None  # queues with credentials; None: all of them
+
+    def covers(self, queue):
+        return self.signed is None or queue in self.signed
 
     def post(self, queue, bodies, ttl):
         # What goes over HTTP is JSON.
@@ -358,6 +362,38 @@ def test_listens_to_topic_server_and_fanout(driver, zaqar):
     got = {poll(listener).unique_id for _ in range(3)}
     assert got == {'a', 'b', 'c'}
     assert poll(listener) is None
+
+
+def test_signed_urls_listen_only_where_signed(driver, zaqar, caplog):
+    zaqar.signed = {'topic'}
+    listener = poller(driver)
+    assert [source.name for source in listener.sources] == ['topic']
+    assert 'Not listening on Zaqar queue topic_s1: no signed URL' in \
+        caplog.text
+    zaqar.signed = {'elsewhere'}
+    with pytest.raises(oslo_messaging.MessageDeliveryFailure,
+                       match='No signed URL for any of the queues topic, '
+                             'topic_s1, topic_fanout'):
+        poller(driver)
+
+
+def test_call_needs_a_signed_reply_queue(driver, zaqar):
+    zaqar.signed = {'t'}
+    with pytest.raises(oslo_messaging.MessageDeliveryFailure,
+                       match='No signed URL for reply queue reply_'):
+        driver.send(oslo_messaging.Target(topic='t'), {}, rpc(),
+                    wait_for_reply=True, timeout=0.05)
+    assert zaqar.posts == []
+
+
+def test_fixed_reply_queue_is_used_and_kept(make_driver, zaqar):
+    driver = make_driver(reply_queue='t1-reply_vm7')
+    with pytest.raises(oslo_messaging.MessagingTimeout):
+        driver.send(oslo_messaging.Target(topic='t'), {}, rpc(),
+                    wait_for_reply=True, timeout=0.05)
+    assert posted(zaqar)[1]['message']['_reply_q'] == 't1-reply_vm7'
+    driver.cleanup()
+    assert zaqar.deleted_queues == []
 
 
 def test_fanout_is_listed_from_listen_time(make_driver, zaqar):

@@ -1,9 +1,12 @@
 """The zaqar:// driver's transport URL, options and Zaqar client set-up."""
 
+import json
+
 from keystoneauth1 import session as ks_session
 from oslo_config import cfg
 import oslo_messaging
 import pytest
+from zaqarclient.transport import errors as zerrors
 
 from bridge.drivers import impl_zaqar
 from bridge.drivers import zaqar_options
@@ -21,7 +24,7 @@ def driver(url, **opts):
 
 
 def auth(drv):
-    return drv.zaqar.client.auth_opts
+    return drv.zaqar.client('q').auth_opts
 
 
 def test_entry_point_loads_the_driver():
@@ -37,21 +40,21 @@ def test_entry_point_loads_the_driver():
 
 def test_noauth_url():
     drv = driver('zaqar://zq.example.org:8889/?project_id=tenant-a')
-    assert drv.zaqar.client.api_url == 'http://zq.example.org:8889'
+    assert drv.zaqar.client('q').api_url == 'http://zq.example.org:8889'
     assert auth(drv) == {'backend': 'noauth',
                          'options': {'os_project_id': 'tenant-a'}}
-    assert drv.zaqar.client.session is None
+    assert drv.zaqar.client('q').session is None
 
 
 def test_default_port_scheme_and_path():
     drv = driver('zaqar://zq.example.org/messaging?project_id=p',
                  url_scheme='https')
-    assert drv.zaqar.client.api_url == 'https://zq.example.org:8888/messaging'
+    assert drv.zaqar.client('q').api_url == 'https://zq.example.org:8888/messaging'
 
 
 def test_ipv6_host():
     drv = driver('zaqar://[::1]:8891/?project_id=p')
-    assert drv.zaqar.client.api_url == 'http://[::1]:8891'
+    assert drv.zaqar.client('q').api_url == 'http://[::1]:8891'
 
 
 def test_query_overrides_options():
@@ -97,7 +100,7 @@ def test_keystone_session_built_once_from_url_credentials():
                  '&project_name=tenant-a',
                  auth_url='https://ks.example.org/v3',
                  username='file-user', password='file-pw')
-    client = drv.zaqar.client
+    client = drv.zaqar.client('q')
     assert auth(drv) == {'backend': 'keystone', 'options': {}}
     assert isinstance(client.session, ks_session.Session)
     plugin = client.session.auth
@@ -112,9 +115,9 @@ def test_keystone_credentials_from_the_group():
     drv = driver('zaqar://h:1/', auth_strategy='keystone',
                  auth_url='http://ks/v3', username='u', password='p',
                  project_id='0123abcd')
-    method = drv.zaqar.client.session.auth.auth_methods[0]
+    method = drv.zaqar.client('q').session.auth.auth_methods[0]
     assert (method.username, method.password) == ('u', 'p')
-    assert drv.zaqar.client.session.auth.project_id == '0123abcd'
+    assert drv.zaqar.client('q').session.auth.project_id == '0123abcd'
 
 
 def test_keystone_needs_credentials():
@@ -140,6 +143,75 @@ def test_signed_url_needs_its_fields():
                signed_url_signature='sig')
 
 
+def signed(queue, project='p'):
+    return {'signature': 'sig-' + queue, 'expires': '2030-01-01T00:00:00',
+            'paths': ['/v2/queues/%s/messages' % queue,
+                      '/v2/queues/%s/claims' % queue],
+            'methods': ['GET', 'POST', 'DELETE'], 'project': project,
+            'queue': queue, 'url': 'http://h:1'}
+
+
+def test_signed_url_file_one_client_per_queue(tmp_path):
+    path = tmp_path / 'urls.json'
+    path.write_text(json.dumps([signed('t-guestagent_1'),
+                                signed('t-replies')]))
+    drv = driver('zaqar://h:1/?auth_strategy=signed_url&project_id=p',
+                 signed_url_file=str(path))
+    options = drv.zaqar.client('t-replies').auth_opts['options']
+    assert options['signature'] == 'sig-t-replies'
+    assert options['os_project_id'] == 'p'
+    assert drv.zaqar.covers('t-guestagent_1')
+    assert not drv.zaqar.covers('t-other')
+    with pytest.raises(zerrors.ForbiddenError,
+                       match='no signed URL for queue t-other'):
+        drv.zaqar.client('t-other')
+
+
+@pytest.mark.parametrize('content, error', [
+    (None, 'signed_url_file %(path)s: No such file'),
+    ('{"signature": ', 'signed_url_file %(path)s: not JSON'),
+    ('[1]', 'signed_url_file %(path)s entry 1: expected an object'),
+    ('[{"signature": "s", "expires": "e", "paths": ["/v2/queues/q/x"]}]',
+     'signed_url_file %(path)s entry 1: missing methods'),
+    ('{"signature": "s", "expires": "e", "methods": ["GET"], '
+     '"paths": ["/v2/queues/a/messages", "/v2/queues/b/messages"]}',
+     "signed_url_file %(path)s entry 1: its paths must name exactly one "
+     "queue, got ['a', 'b']"),
+    ('{"signature": "s", "expires": "e", "methods": ["GET"], '
+     '"paths": ["/v1/queues/a"]}', "path '/v1/queues/a' is not a Zaqar"),
+])
+def test_signed_url_file_errors(tmp_path, content, error):
+    path = tmp_path / 'urls.json'
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(oslo_messaging.InvalidTransportURL) as exc:
+        driver('zaqar://h:1/?auth_strategy=signed_url&project_id=p',
+               signed_url_file=str(path))
+    assert error % {'path': path} in str(exc.value)
+
+
+def test_queue_prefix_names_every_derived_queue():
+    drv = driver('zaqar://h:1/?project_id=p&queue_prefix=t1-')
+    target = oslo_messaging.Target(topic='guestagent.42', server='h')
+    assert drv._queue_of(target, 'guestagent.42') == 't1-guestagent_42'
+    assert drv._queue_of(target, 'guestagent.42', fanout=True) == \
+        't1-guestagent_42_fanout'
+    name = drv._reply_queue_name()
+    assert name.startswith('t1-reply_') and len(name) == 41
+
+
+def test_reply_queue_name_fits_zaqar_with_a_long_prefix():
+    prefix = 'f' * 32 + '-'
+    drv = driver('zaqar://h:1/?project_id=p&queue_prefix=' + prefix)
+    name = drv._reply_queue_name()
+    assert name.startswith(prefix + 'reply_') and len(name) == 64
+
+
+def test_fixed_reply_queue():
+    drv = driver('zaqar://h:1/?project_id=p&reply_queue=t1-reply_vm7')
+    assert drv._reply_queue_name() == 't1-reply_vm7'
+
+
 @pytest.mark.parametrize('opts, verify, cert', [
     ({}, True, None),
     ({'insecure': True}, False, None),
@@ -148,16 +220,16 @@ def test_signed_url_needs_its_fields():
 ])
 def test_tls_settings_reach_every_request(opts, verify, cert):
     drv = driver('zaqar://h:1/?project_id=p', **opts)
-    req, _ = drv.zaqar.client._request_and_transport()
+    req, _ = drv.zaqar.client('q')._request_and_transport()
     assert (req.verify, req.cert) == (verify, cert)
     assert req.headers['X-Project-Id'] == 'p'
-    assert req.headers['Client-ID'] == drv.zaqar.client.client_uuid
+    assert req.headers['Client-ID'] == drv.zaqar.client('q').client_uuid
 
 
 def test_one_transport_for_all_requests():
     drv = driver('zaqar://h:1/?project_id=p')
-    _, t1 = drv.zaqar.client._request_and_transport()
-    _, t2 = drv.zaqar.client._request_and_transport()
+    _, t1 = drv.zaqar.client('q')._request_and_transport()
+    _, t2 = drv.zaqar.client('q')._request_and_transport()
     assert t1 is t2
 
 
@@ -169,6 +241,7 @@ def test_list_opts_documents_every_option():
             'username', 'password', 'project_name', 'user_domain_name',
             'project_domain_name', 'signed_url_signature',
             'signed_url_expires', 'signed_url_paths', 'signed_url_methods',
-            'reply_queue_prefix', 'claim_ttl', 'poll_interval_min',
+            'reply_queue_prefix', 'reply_queue', 'queue_prefix',
+            'signed_url_file', 'claim_ttl', 'poll_interval_min',
             'poll_interval_max', 'message_ttl', 'fanout_ttl'} <= names
     assert all(o.help for o in opts)
