@@ -228,19 +228,23 @@ class Reverser:
     def _handle(self, queue, message):
         self.metrics.received(self.route.name)
         received_at = time.monotonic()
+        rejected = None
         try:
             out = to_amqp.translate(self.route, self.conf, queue.tenant,
                                     queue.name, message.body, message.id,
                                     self.used_tokens)
         except Reject as exc:
-            self._dead_letter(queue, message, exc)
-            return
+            rejected = exc
         except Exception as exc:
             # A poison message must not crash-loop the worker.
             LOG.exception('Route %s: cannot translate message %s',
                           self.route.name, message.id)
-            self._dead_letter(queue, message, Reject(
-                'bridge failed on this message: %s' % backoff.error_text(exc)))
+            rejected = Reject('bridge failed on this message: %s'
+                              % backoff.error_text(exc))
+        if rejected is not None:
+            # Outside the except block: oslo.log would append the
+            # exception to the line again.
+            self._dead_letter(queue, message, rejected)
             return
         if out.kind == 'notification':
             self._declare_notification_queue(out)
@@ -270,9 +274,10 @@ class Reverser:
                                    headers)
         self._delete(queue, message)
         self.metrics.dead_lettered(self.route.name)
-        LOG.error('Route %s: message %s from tenant %s queue %s '
-                  'dead-lettered: %s', self.route.name, message.id,
-                  queue.tenant, queue.name, exc.reason)
+        LOG.error('Route %s: message %s (Zaqar id %s) from tenant %s queue '
+                  '%s dead-lettered: %s', self.route.name,
+                  exc.message_id or '?', message.id, queue.tenant,
+                  queue.name, exc.reason)
 
     def _delete(self, queue, message):
         try:
