@@ -1027,6 +1027,16 @@ class ZaqarDriver(base.BaseDriver):
         except naming.QueueNameError as exc:
             raise oslo_messaging.InvalidTarget(str(exc), target)
 
+    def _optional_queue(self, target, topic, fanout=False):
+        """A server or fanout queue; None (a warning) when too long."""
+        try:
+            return self._queue_of(target, topic, fanout)
+        except oslo_messaging.InvalidTarget as exc:
+            LOG.warning('Not listening on the %s queue of topic %s: %s',
+                        'fanout' if fanout else 'server', target.topic,
+                        exc)
+            return None
+
     def _usable(self, names):
         """The queues this driver has credentials for (signed URLs)."""
         usable = [name for name in names if self.zaqar.covers(name)]
@@ -1100,10 +1110,10 @@ class ZaqarDriver(base.BaseDriver):
     def listen(self, target, batch_size, batch_timeout):
         claimed = [self._queue_of(target, target.topic)]
         if target.server:
-            claimed.append(self._queue_of(target, '%s.%s' % (target.topic,
-                                                             target.server)))
-        fanout = self._queue_of(target, target.topic, fanout=True)
-        usable = self._usable(claimed + [fanout])
+            claimed.append(self._optional_queue(
+                target, '%s.%s' % (target.topic, target.server)))
+        fanout = self._optional_queue(target, target.topic, fanout=True)
+        usable = self._usable([name for name in claimed + [fanout] if name])
         sources = [ClaimedQueue(self.zaqar, name, self.opts.claim_ttl)
                    for name in claimed if name in usable]
         if fanout in usable:

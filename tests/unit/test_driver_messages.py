@@ -377,6 +377,17 @@ def test_signed_urls_listen_only_where_signed(driver, zaqar, caplog):
         poller(driver)
 
 
+def test_too_long_server_and_fanout_queues_are_skipped(driver, caplog):
+    topic = 't' * 60
+    listener = poller(driver, oslo_messaging.Target(topic=topic,
+                                                    server='host-1'))
+    assert [source.name for source in listener.sources] == [topic]
+    assert 'Not listening on the server queue of topic %s' % topic in \
+        caplog.text
+    assert 'Not listening on the fanout queue of topic %s' % topic in \
+        caplog.text
+
+
 def test_call_needs_a_signed_reply_queue(driver, zaqar):
     zaqar.signed = {'t'}
     with pytest.raises(oslo_messaging.MessageDeliveryFailure,
