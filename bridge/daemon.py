@@ -87,5 +87,12 @@ def build(conf, routes):
     oslo_config_glue.setup(manager, conf)   # SIGHUP re-reads the files...
     running = reload.Routes(manager, conf)
     running.start(routes)
-    manager.register_hooks(on_reload=running.reload)   # ...then applies
+
+    def apply():                                      # ...then applies
+        manager.notifier.reloading()
+        try:
+            running.reload()
+        finally:
+            manager.notifier.reloaded()
+    manager.register_hooks(on_reload=apply)
     return manager

@@ -4,8 +4,9 @@ Every process writes its metrics to the directory set up by
 bridge.metrics; this module merges them.  The daemon is healthy when every
 route (``bridge_workers_configured``, written by the master) has all its
 workers running and each of them connected to both RabbitMQ and Zaqar.
-The same verdict answers ``/healthz``, decides when systemd hears
-``READY=1`` and whether it hears ``WATCHDOG=1`` (bridge.notify).
+The same verdict answers ``/healthz`` and decides when systemd hears
+``READY=1``; ``WATCHDOG=1`` only needs every worker running, as the
+workers reconnect by themselves (bridge.notify).
 """
 
 import collections
@@ -30,11 +31,18 @@ def collect(path):
 @dataclasses.dataclass
 class Health:
     routes: int = 0
-    problems: list = dataclasses.field(default_factory=list)
+    problems: list = dataclasses.field(default_factory=list)  # workers
     totals: dict = dataclasses.field(default_factory=dict)
+    down: list = dataclasses.field(default_factory=list)      # sides
 
     @property
     def ok(self):
+        """Every worker running and connected to both sides."""
+        return self.alive and not self.down
+
+    @property
+    def alive(self):
+        """Every worker running (maybe retrying an unreachable side)."""
         return self.routes > 0 and not self.problems
 
     def status(self):
@@ -45,8 +53,8 @@ class Health:
         if self.ok:
             return '%d route%s, %s' % (
                 self.routes, '' if self.routes == 1 else 's', counts)
-        return '%s; %s' % (', '.join(self.problems) or 'no route',
-                           counts)
+        return '%s; %s' % (', '.join(self.problems + self.down)
+                           or 'no route', counts)
 
 
 def check(path):
@@ -75,7 +83,7 @@ def check(path):
             continue
         for side in bridge_metrics.SIDES:
             if values['bridge_connection_up'].get((route, side), 0) < 1:
-                health.problems.append('route %s: %s down' % (route, side))
+                health.down.append('route %s: %s down' % (route, side))
     return health
 
 
@@ -102,7 +110,8 @@ def application(path):
                 status, text = '200 OK', 'ok\n'
             else:
                 status = '503 Service Unavailable'
-                text = '\n'.join(health.problems or ['no route']) + '\n'
+                text = '\n'.join(health.problems + health.down
+                                 or ['no route']) + '\n'
             start_response(status, [
                 ('Content-Type', 'text/plain; charset=utf-8')])
             return [text.encode('utf-8')]

@@ -8,9 +8,15 @@ manager runs (nor do the workers inherit them), and a thread of the master
 watches the health (bridge.health) to send:
 
 * ``READY=1`` once healthy, the first time;
-* ``WATCHDOG=1`` every half ``WATCHDOG_USEC``, only while healthy: a
-  daemon that stays unhealthy longer than ``WatchdogSec`` is restarted;
+* ``WATCHDOG=1`` every half ``WATCHDOG_USEC``, only while every route has
+  all its workers running: a daemon whose workers stay missing longer
+  than ``WatchdogSec`` is restarted.  An unreachable RabbitMQ or Zaqar is
+  not a reason: the workers retry by themselves and nothing is lost
+  meanwhile, and restarting every controller's bridge would not bring the
+  server back (STATUS= and ``/healthz`` say it is down);
 * ``STATUS=...`` when the status line changes;
+* ``RELOADING=1`` (with ``MONOTONIC_USEC``) on SIGHUP, ``READY=1`` once the
+  new configuration is applied;
 * ``STOPPING=1`` on SIGTERM.
 
 Without ``NOTIFY_SOCKET`` (not run by systemd) it does nothing.
@@ -80,6 +86,14 @@ class Notifier:
         self._stop.set()
         self.send('STOPPING=1')
 
+    def reloading(self):
+        """SIGHUP: the configuration is being applied."""
+        usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        self.send('RELOADING=1\nMONOTONIC_USEC=%d' % usec)
+
+    def reloaded(self):
+        self.send('READY=1')
+
     def send(self, text):
         if self.systemd is not None:
             self.systemd.notify(text)
@@ -111,7 +125,7 @@ class Notifier:
         if status != self.status:
             self.status = status
             lines.append('STATUS=' + status)
-        if health.ok and self.watchdog is not None and (
+        if health.alive and self.watchdog is not None and (
                 self.last_ping is None
                 or now - self.last_ping >= self.watchdog - self.interval):
             self.last_ping = now

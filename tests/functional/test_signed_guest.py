@@ -103,11 +103,12 @@ def issue_signed_urls(config, tenant, queues, path):
     return path
 
 
-def signed_guest_url(zaqar, tenant, signed_file, calls_queue):
+def signed_guest_url(zaqar, project, tenant, signed_file, calls_queue):
+    """``project``: where the queues live; ``tenant``: in their names."""
     host = zaqar.url.split('://', 1)[1].rstrip('/')
     return ('zaqar://%s/?auth_strategy=signed_url&project_id=%s'
             '&queue_prefix=%s-&reply_queue=%s&signed_url_file=%s'
-            % (host, tenant, tenant, calls_queue, signed_file))
+            % (host, project, tenant, calls_queue, signed_file))
 
 
 @pytest.fixture
@@ -117,8 +118,8 @@ def signed_guest(tmp_path, daemon, zaqar, names, conductor):
     signed_file = issue_signed_urls(daemon.config, names.tenant_a,
                                     list(queues.values()),
                                     tmp_path / 'guest-urls.json')
-    url = signed_guest_url(zaqar, names.tenant_a, signed_file,
-                           queues['calls'])
+    url = signed_guest_url(zaqar, names.tenant_a, names.tenant_a,
+                           signed_file, queues['calls'])
     agent = GuestAgent('a')
     transport = oslo_messaging.get_rpc_transport(make_conf(), url=url)
     server = oslo_messaging.get_rpc_server(

@@ -73,7 +73,7 @@ def setup(tmp_path_factory, rabbit, keystone, zaqar_keystone):
                                            tmp / 'guest-a.json')
     urls = json.loads(signed_file.read_text())
     service_project = urls[0]['project']
-    url = signed.signed_guest_url(zaqar_keystone, service_project,
+    url = signed.signed_guest_url(zaqar_keystone, service_project, a.id,
                                   signed_file, queues['calls'])
     agent = GuestAgent('a')
     transport = oslo_messaging.get_rpc_transport(make_conf(), url=url)

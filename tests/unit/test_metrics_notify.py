@@ -1,4 +1,4 @@
-"""systemd notifications: READY=1 once healthy, WATCHDOG=1 while healthy."""
+"""systemd notifications: READY=1 once healthy, WATCHDOG=1 while alive."""
 
 import os
 import socket
@@ -10,7 +10,9 @@ from bridge import health
 from bridge import notify
 
 HEALTHY = health.Health(routes=1, totals={'forwarded': 5})
-DOWN = health.Health(routes=1, problems=['route r1: zaqar down'])
+DOWN = health.Health(routes=1, down=['route r1: zaqar down'],
+                     totals={'forwarded': 5})
+MISSING = health.Health(routes=1, problems=['route r1: 1/2 workers running'])
 
 
 @pytest.fixture
@@ -41,15 +43,16 @@ def notifier(states):
     return notify.Notifier('unused', check=lambda path: states.pop(0))
 
 
-def test_ready_only_once_healthy_and_watchdog_only_while(systemd):
-    n = notifier([DOWN, DOWN, HEALTHY, HEALTHY, HEALTHY, DOWN, DOWN,
-                  HEALTHY])
+def test_ready_only_once_healthy_and_watchdog_while_alive(systemd):
+    n = notifier([DOWN, DOWN, HEALTHY, HEALTHY, HEALTHY, DOWN, MISSING,
+                  MISSING, HEALTHY])
     assert n.watchdog == 1.0 and n.interval == 0.25
     n.tick(now=0.0)
-    assert systemd() == ['STATUS=route r1: zaqar down; forwarded 0 msgs, '
-                         'dead-lettered 0']
-    n.tick(now=1.0)
-    assert systemd() == []  # nothing new
+    # Not READY=1 before both sides answer, but the workers are there.
+    assert systemd() == ['STATUS=route r1: zaqar down; forwarded 5 msgs, '
+                         'dead-lettered 0\nWATCHDOG=1']
+    n.tick(now=0.5)
+    assert systemd() == []  # nothing new, the next ping is not due
     n.tick(now=2.0)
     assert systemd() == ['READY=1\nSTATUS=1 route, forwarded 5 msgs, '
                          'dead-lettered 0\nWATCHDOG=1']
@@ -58,15 +61,30 @@ def test_ready_only_once_healthy_and_watchdog_only_while(systemd):
     n.tick(now=2.8)
     assert systemd() == ['WATCHDOG=1']
     n.tick(now=4.0)
-    assert systemd() == ['STATUS=route r1: zaqar down; forwarded 0 msgs, '
-                         'dead-lettered 0']
+    # A side down: said, but the workers retry by themselves.
+    assert systemd() == ['STATUS=route r1: zaqar down; forwarded 5 msgs, '
+                         'dead-lettered 0\nWATCHDOG=1']
     n.tick(now=5.0)
-    assert systemd() == []  # no WATCHDOG=1 while unhealthy
+    assert systemd() == ['STATUS=route r1: 1/2 workers running; forwarded '
+                         '0 msgs, dead-lettered 0']
     n.tick(now=6.0)
+    assert systemd() == []  # no WATCHDOG=1 while workers are missing
+    n.tick(now=7.0)
     assert systemd() == ['STATUS=1 route, forwarded 5 msgs, '
                          'dead-lettered 0\nWATCHDOG=1']  # READY=1 once
     n.stop()
     assert systemd() == ['STOPPING=1']
+
+
+def test_reload_is_announced(systemd):
+    n = notifier([])
+    n.reloading()
+    (text,) = systemd()
+    first, second = text.split('\n')
+    assert first == 'RELOADING=1' and second.startswith('MONOTONIC_USEC=')
+    assert int(second.split('=')[1]) > 0
+    n.reloaded()
+    assert systemd() == ['READY=1']
 
 
 def test_takes_the_socket_from_cotyledon_and_the_workers(systemd):
