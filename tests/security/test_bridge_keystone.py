@@ -6,7 +6,6 @@ reaches each tenant's project with a trust that tenant's user gave it.
 """
 
 import sys
-import textwrap
 import threading
 import time
 import uuid
@@ -31,21 +30,9 @@ class Names:
 
 
 def keystone_zaqar_section(keystone, trusts):
-    return textwrap.dedent('''
-        [zaqar]
-        auth_strategy = keystone
-        tenant_access = trusts
-        trusts = %s
-        trust_recheck_interval = 2
-        auth_type = password
-        auth_url = %s
-        username = bridge
-        password = %s
-        user_domain_name = Default
-        project_name = service
-        project_domain_name = Default
-        ''') % (','.join('%s:%s' % pair for pair in trusts.items()),
-                keystone.url, keystone.bridge_password)
+    return keystone.bridge_zaqar_section(
+        'trusts', trust_recheck_interval=2,
+        trusts=','.join('%s:%s' % pair for pair in trusts.items()))
 
 
 def start_daemon(tmp_path, rabbit, zaqar, keystone, names, trusts, *args):

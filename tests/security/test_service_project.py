@@ -10,7 +10,6 @@ tenant's queues nor make the bridge answer into them.
 """
 
 import json
-import textwrap
 
 import oslo_messaging
 import pytest
@@ -31,21 +30,6 @@ from tests.functional import test_signed_guest as signed
 pytestmark = pytest.mark.functional
 
 
-def service_project_section(keystone):
-    return textwrap.dedent('''
-        [zaqar]
-        auth_strategy = keystone
-        tenant_access = service_project
-        auth_type = password
-        auth_url = %s
-        username = bridge
-        password = %s
-        user_domain_name = Default
-        project_name = service
-        project_domain_name = Default
-        ''') % (keystone.url, keystone.bridge_password)
-
-
 @pytest.fixture(scope='module')
 def setup(tmp_path_factory, rabbit, keystone, zaqar_keystone):
     """The daemon, a conductor, and tenant A's guest on signed URLs."""
@@ -57,7 +41,7 @@ def setup(tmp_path_factory, rabbit, keystone, zaqar_keystone):
     config = bridgeutil.write_config(
         tmp / 'bridge.conf', rabbit, zaqar_keystone,
         signed.shared_routes(names, '%s, %s' % (a.id, b.id)),
-        extra=service_project_section(keystone)
+        extra=keystone.bridge_zaqar_section('service_project')
         + signed.dead_letter_section(names))
     daemon = bridgeutil.Daemon(config, tmp / 'bridge.log').start(4)
     conductor = Conductor()

@@ -211,25 +211,18 @@ def test_expired_or_tampered_signed_url_refused(keystone, zaqar_keystone,
         in REFUSED
 
 
+ROUTE = '''
+[route:r1]
+direction = to_zaqar
+exchange = trove
+tenant = context:project_id
+'''
+
+
 def service_project_clients(tmp_path, keystone, zaqar):
-    conf, _ = confutil.load(tmp_path, '''
-        [zaqar]
-        url = %s
-        auth_strategy = keystone
-        tenant_access = service_project
-        auth_type = password
-        auth_url = %s
-        username = bridge
-        password = %s
-        user_domain_name = Default
-        project_name = service
-        project_domain_name = Default
-        [route:r1]
-        direction = to_zaqar
-        exchange = trove
-        tenant = context:project_id
-        zaqar_queue = guestagent_{tenant}
-        ''' % (zaqar.url, keystone.url, keystone.bridge_password))
+    conf, _ = confutil.load(tmp_path, keystone.bridge_zaqar_section(
+        'service_project', url=zaqar.url) + ROUTE
+        + 'zaqar_queue = guestagent_{tenant}\n')
     return zaqar_client.Clients(conf)
 
 

@@ -8,26 +8,17 @@ from tests.unit import confutil
 pytestmark = pytest.mark.functional
 
 
+ROUTE = '''
+[route:r1]
+direction = to_zaqar
+exchange = trove
+tenant = context:project_id
+'''
+
+
 def clients(tmp_path, keystone, zaqar, password=None, trusts=''):
-    conf, _ = confutil.load(tmp_path, '''
-        [zaqar]
-        url = %s
-        auth_strategy = keystone
-        tenant_access = trusts
-        trusts = %s
-        auth_type = password
-        auth_url = %s
-        username = bridge
-        password = %s
-        user_domain_name = Default
-        project_name = service
-        project_domain_name = Default
-        [route:r1]
-        direction = to_zaqar
-        exchange = trove
-        tenant = context:project_id
-        ''' % (zaqar.url, trusts, keystone.url,
-               password or keystone.bridge_password))
+    conf, _ = confutil.load(tmp_path, keystone.bridge_zaqar_section(
+        'trusts', password, url=zaqar.url, trusts=trusts) + ROUTE)
     return zaqar_client.Clients(conf)
 
 
