@@ -222,7 +222,8 @@ tenant = context:project_id
 def service_project_clients(tmp_path, keystone, zaqar):
     conf, _ = confutil.load(tmp_path, keystone.bridge_zaqar_section(
         'service_project', url=zaqar.url) + ROUTE
-        + 'zaqar_queue = guestagent_{tenant}\n')
+        + 'zaqar_queue = guestagent_{tenant}\n'
+        'reply_queue = replies_{tenant}\n')
     return zaqar_client.Clients(conf)
 
 
