@@ -365,9 +365,6 @@ def make_client(opts, url):
             project_domain_name=opts.project_domain_name)
         session = ks_session.Session(auth=auth, verify=verify)
         return Zaqar(build({'backend': 'keystone', 'options': {}}))
-    if not opts.project_id:
-        raise oslo_messaging.InvalidTransportURL(
-            str(url), 'auth_strategy = %s needs project_id' % strategy)
     if strategy == 'signed_url':
         try:
             urls = signed_urls.load(opts)
@@ -375,6 +372,9 @@ def make_client(opts, url):
             raise oslo_messaging.InvalidTransportURL(str(url), str(exc))
         return Zaqar(None, {queue: build(signed_urls.auth_opts(entry))
                             for queue, entry in urls.items()})
+    if not opts.project_id:
+        raise oslo_messaging.InvalidTransportURL(
+            str(url), 'auth_strategy = noauth needs project_id')
     return Zaqar(build({'backend': 'noauth',
                         'options': {'os_project_id': opts.project_id}}))
 

@@ -10,7 +10,8 @@ URL per queue:
   options give one;
 * ``signed_url_file`` gives any number: a JSON file holding one object or
   a list of objects, each with the fields ``signature``, ``expires``,
-  ``paths``, ``methods`` and optionally ``project``, exactly as
+  ``paths``, ``methods`` and ``project`` (default: the ``project_id``
+  option), exactly as
   ``amqp-zaqar-bridge-manage signed-url --format json`` prints them.
 
 :func:`load` maps each queue to its signed URL and says in one line what
@@ -48,11 +49,14 @@ def _entry(raw, project, where):
     missing = [f for f in FIELDS if not raw.get(f)]
     if missing:
         raise SignedUrlError('%s: missing %s' % (where, ', '.join(missing)))
+    project = raw.get('project') or project
+    if not project:
+        raise SignedUrlError('%s: no project (set project_id)' % where)
     entry = {'signature': str(raw['signature']),
              'expires': str(raw['expires']),
              'paths': _as_list(raw['paths']),
              'methods': _as_list(raw['methods']),
-             'project': str(raw.get('project') or project)}
+             'project': str(project)}
     return _queue_of(entry['paths'], where), entry
 
 

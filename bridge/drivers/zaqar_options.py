@@ -30,8 +30,9 @@ OPTS = [
                help='How the driver authenticates to Zaqar.'),
     cfg.StrOpt('project_id',
                help='The project whose queues the driver uses. Required '
-                    'with auth_strategy = noauth and signed_url (sent as '
-                    'X-Project-ID); with keystone it scopes the token, '
+                    'with auth_strategy = noauth (sent as X-Project-ID); '
+                    'with signed_url, the project of the URLs that do not '
+                    'name theirs; with keystone it scopes the token, '
                     'instead of project_name.'),
     cfg.URIOpt('auth_url', schemes=['http', 'https'],
                help='keystone: the Identity v3 endpoint, e.g. '

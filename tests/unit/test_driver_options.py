@@ -167,6 +167,21 @@ def test_signed_url_file_one_client_per_queue(tmp_path):
         drv.zaqar.client('t-other')
 
 
+def test_signed_url_file_names_the_project(tmp_path):
+    path = tmp_path / 'urls.json'
+    path.write_text(json.dumps(signed('q', project='bridge-project')))
+    drv = driver('zaqar://h:1/?auth_strategy=signed_url',
+                 signed_url_file=str(path))
+    assert auth(drv)['options']['os_project_id'] == 'bridge-project'
+    entry = signed('q')
+    del entry['project']
+    path.write_text(json.dumps(entry))
+    with pytest.raises(oslo_messaging.InvalidTransportURL,
+                       match='entry 1: no project \\(set project_id\\)'):
+        driver('zaqar://h:1/?auth_strategy=signed_url',
+               signed_url_file=str(path))
+
+
 @pytest.mark.parametrize('content, error', [
     (None, 'signed_url_file %(path)s: No such file'),
     ('{"signature": ', 'signed_url_file %(path)s: not JSON'),
