@@ -24,7 +24,7 @@ not counted.  Measured per configuration:
 * idle requests/s per worker: every request of the route's workers to
   Zaqar during ``--idle-seconds`` after ``--settle`` seconds more, all
   queues empty; a tenant's requests are counted for the worker whose shard
-  it is in (bridge.zaqar.reverse.shard);
+  it is in (bridge.zaqar.reverse.worker_of);
 * latency: ``--active`` tenants each post ``--rate`` messages/s for
   ``--active-seconds`` (python-zaqarclient as the tenant, one thread per
   tenant in a process of its own, ~200-byte bodies carrying the time of
@@ -48,9 +48,9 @@ import sys
 import threading
 import time
 import uuid
-import zlib
 
 from benchmarks import common
+from bridge.zaqar import reverse
 
 ROUTE = 'tenants'
 QUEUE = 'bench_reports'
@@ -136,9 +136,7 @@ def active_tenants(tenants, n):
     return [tenants[int(i * step)] for i in range(n)]
 
 
-def worker_of(tenant, workers):
-    """The worker whose shard ``tenant`` is in (bridge.zaqar.reverse)."""
-    return zlib.crc32(tenant.encode('utf-8')) % workers
+worker_of = reverse.worker_of
 
 
 # -- the guests: one thread per active tenant, in a process of its own

@@ -114,7 +114,21 @@ OPTS = [
                       'side is unreachable (the backoff starts at 0.5 s).'),
     # ---- to_amqp
     cfg.ListOpt('tenants', default=[],
-                help='to_amqp: the projects whose queues are drained.'),
+                help='to_amqp: the projects whose queues are drained '
+                     '(with tenant_discovery, on top of those found).'),
+    cfg.StrOpt('tenant_discovery', default='none',
+               choices=[('none', 'only the projects listed in tenants'),
+                        ('trusts', 'also every project with an unexpired '
+                         'trust naming the bridge\'s user as trustee '
+                         '(needs [zaqar] tenant_access = trusts): a '
+                         'tenant is served once one of its users creates '
+                         'the trust')],
+               help='to_amqp: how the route finds the tenants whose queues '
+                    'it drains, besides tenants.'),
+    cfg.IntOpt('tenant_discovery_interval', default=60, min=1,
+               help='to_amqp with tenant_discovery: seconds between two '
+                    'looks for new tenants (one Keystone request per '
+                    'worker).'),
     cfg.StrOpt('routing_key',
                help='to_amqp: routing key of the published requests and '
                     'notifications (answers to calls go to the caller\'s '
@@ -214,9 +228,12 @@ class Route:
                                        ','.join(self.binding_keys),
                                        self.zaqar_queue, self.tenant,
                                        self.workers))
+        tenants = ','.join(self.tenants)
+        if self.tenant_discovery != 'none':
+            tenants = ' + '.join(filter(None, [
+                tenants, 'tenants found by %s' % self.tenant_discovery]))
         return ('%s: zaqar %r of %s -> %s exchange %r key %r (%d worker(s))'
-                % (self.name, self.zaqar_queue,
-                   ','.join(self.tenants) or 'no tenants',
+                % (self.name, self.zaqar_queue, tenants or 'no tenants',
                    self.exchange_type, self.exchange, self.routing_key,
                    self.workers))
 
@@ -332,9 +349,9 @@ def _check_reverse(route):
         naming.QueuePattern(route.guest_reply_queue)
     except naming.QueueNameError as exc:
         raise RouteError(name, 'guest_reply_queue', str(exc))
-    if not route.tenants:
+    if not route.tenants and route.tenant_discovery == 'none':
         raise RouteError(name, 'tenants', 'a to_amqp route needs at least '
-                         'one tenant to drain')
+                         'one tenant to drain, or tenant_discovery')
     if route.doorbell_port and route.doorbell_url is None:
         route.doorbell_url = 'http://%s:%d/' % (route.doorbell_host,
                                                 route.doorbell_port)

@@ -190,6 +190,13 @@ class Clients:
                 self._trusts = zaqar_trusts.Trusts(conf, GROUP,
                                                    self._session)
 
+    def trusted_projects(self):
+        """Projects with a usable trust for the bridge (tenant_access =
+        trusts); raises a TRANSIENT_ERRORS error when Keystone fails."""
+        if self._trusts is None:
+            return set()
+        return self._trusts.projects()
+
     @property
     def service_project(self):
         """The id of the bridge's own project."""
@@ -243,7 +250,14 @@ class Clients:
 def check_conf(conf, routes):
     """One line naming the [zaqar] option that can't work, or None."""
     group = conf[GROUP]
-    if group.auth_strategy != 'keystone':
+    keystone = group.auth_strategy == 'keystone'
+    for route in routes:
+        if route.tenant_discovery == 'trusts' and not (
+                keystone and group.tenant_access == 'trusts'):
+            return ('route %r option \'tenant_discovery\': trusts needs '
+                    '[zaqar] auth_strategy = keystone and tenant_access = '
+                    'trusts' % route.name)
+    if not keystone:
         return None
     if group.tenant_access == 'trusts':
         if group.auth_type not in ('password', 'v3password'):

@@ -34,10 +34,9 @@ from bridge.zaqar import schedule
 
 LOG = log.getLogger(__name__)
 
-def shard(tenants, worker_id, workers):
-    """The tenants worker ``worker_id`` of ``workers`` drains."""
-    return [t for t in tenants
-            if zlib.crc32(t.encode('utf-8')) % workers == worker_id]
+def worker_of(tenant, workers):
+    """The worker (0 to ``workers`` - 1) that drains ``tenant``'s queue."""
+    return zlib.crc32(tenant.encode('utf-8')) % workers
 
 
 class Reverser:
@@ -47,16 +46,13 @@ class Reverser:
         self.route = route
         self.clients = clients
         self.metrics = metrics or bridge_metrics.NULL
-        mine = set(shard(route.tenants, worker_id, route.workers))
+        self.worker_id = worker_id
         self.schedule = schedule.Schedule(
-            [schedule.TenantQueue(t, clients.project_of(t),
-                                  naming.render(route.zaqar_queue, tenant=t,
-                                                route=route.name),
-                                  rate=route.tenant_rate_limit,
-                                  owned=t in mine)
-             for t in route.tenants],
+            [self._tenant_queue(t) for t in route.tenants],
             route.poll_interval, doorbell=bool(route.doorbell_port),
             sweep_interval=route.sweep_interval)
+        self._next_discovery = 0.0
+        self._unusable = set()   # found tenants whose queue can't be named
         self.queues = self.schedule.owned
         self.doorbell = None
         self.connection = amqp_connection.connection(conf)
@@ -73,9 +69,52 @@ class Reverser:
         self._stop = threading.Event()
         self._declared_queues = set()
 
+    def _tenant_queue(self, tenant):
+        route = self.route
+        return schedule.TenantQueue(
+            tenant, self.clients.project_of(tenant),
+            naming.render(route.zaqar_queue, tenant=tenant,
+                          route=route.name),
+            rate=route.tenant_rate_limit,
+            owned=worker_of(tenant, route.workers) == self.worker_id)
+
     def stop(self):
         self._stop.set()
         self.schedule.wake.set()
+
+    # -- tenant discovery
+
+    def _discover(self, now):
+        """Add the tenants ``tenant_discovery`` finds (every interval)."""
+        if self.route.tenant_discovery == 'none' or \
+                now < self._next_discovery:
+            return
+        interval = self.route.tenant_discovery_interval
+        self._next_discovery = now + interval
+        try:
+            found = self.clients.trusted_projects()
+        except Exception as exc:
+            LOG.warning('Route %s: cannot look for new tenants (%s), trying '
+                        'again in %ds', self.route.name,
+                        backoff.error_text(exc), interval)
+            return
+        added = []
+        for tenant in sorted(found - self.schedule.tenants()
+                             - self._unusable):
+            try:
+                queue = self._tenant_queue(tenant)
+            except naming.QueueNameError as exc:
+                self._unusable.add(tenant)
+                LOG.error('Route %s: tenant %s found by %s is not served: '
+                          'zaqar_queue %s', self.route.name, tenant,
+                          self.route.tenant_discovery, exc)
+                continue
+            self.schedule.add(queue)
+            added.append(tenant)
+        if added:
+            LOG.info('Route %s: serving %d new tenant(s) found by %s: %s',
+                     self.route.name, len(added),
+                     self.route.tenant_discovery, ', '.join(added))
 
     # -- AMQP side
 
@@ -150,6 +189,7 @@ class Reverser:
 
     def _drain_due(self):
         """One round: at most one claim from each queue that is due."""
+        self._discover(time.monotonic())
         for queue in self.schedule.due(time.monotonic()):
             if self._stop.is_set():
                 return

@@ -66,6 +66,19 @@ class Schedule:
         self._lock = threading.Lock()
         self.wake = threading.Event()
 
+    def tenants(self):
+        with self._lock:
+            return {q.tenant for q in self.queues}
+
+    def add(self, queue):
+        """A tenant found while running: look at its queue now."""
+        with self._lock:
+            self.queues.append(queue)
+            if queue.owned:
+                self.owned.append(queue)
+            self.by_key[(queue.tenant, queue.name)] = queue
+        self.wake.set()
+
     def due(self, now):
         """The queues to claim from in this round."""
         with self._lock:

@@ -135,9 +135,13 @@ class Trusts:
                                            self._new_session(trust_id))
             return self._sessions[project]
 
-    def _find(self, project):
-        if project in self.static:
-            return self.static[project]
+    def projects(self):
+        """Every project of ``[zaqar] trusts`` or of a usable trust."""
+        return set(self.static) | {t['project_id'] for t in self._usable()
+                                   if t.get('project_id')}
+
+    def _usable(self):
+        """The unexpired trusts naming the bridge's user as trustee."""
         try:
             resp = self.own.get(
                 '/OS-TRUST/trusts',
@@ -147,8 +151,13 @@ class Trusts:
         except ks_exc.ClientException as exc:
             raise keystone_error(exc)
         now = datetime.datetime.now(datetime.timezone.utc)
-        usable = [t for t in found if t.get('project_id') == project
-                  and not _expired(t.get('expires_at'), now)]
+        return [t for t in found if not _expired(t.get('expires_at'), now)]
+
+    def _find(self, project):
+        if project in self.static:
+            return self.static[project]
+        usable = [t for t in self._usable()
+                  if t.get('project_id') == project]
         if not usable:
             raise self._refuse(project, 'no trust names the bridge\'s user '
                                'as trustee for this project')

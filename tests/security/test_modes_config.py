@@ -58,6 +58,11 @@ def check(tmp_path, access, route, auth_type='password'):
     # No RPC request passes: guests' calls are refused anyway.
     ('service_project', SAFE + REVERSE % '', 'password', None),
     ('trusts', 'zaqar_queue = {routing_key}', 'password', None),
+    ('trusts', SAFE + REVERSE % 'tenant_discovery = trusts', 'password',
+     None),
+    ('service_project', SAFE + REVERSE % 'tenant_discovery = trusts',
+     'password', "route 'r2' option 'tenant_discovery': trusts needs [zaqar] "
+     "auth_strategy = keystone and tenant_access = trusts"),
     ('trusts', 'zaqar_queue = {routing_key}', 'v3token',
      "[zaqar] auth_type: tenant_access = trusts needs a user's password "
      "(auth_type = password), got 'v3token'"),

@@ -42,6 +42,9 @@ def test_forward_route_defaults(tmp_path):
      'prefetch = lots\n', "route 'r1' option 'prefetch': bad value"),
     ('[route:r1]\ndirection = to_amqp\nexchange = x\nzaqar_queue = q\n',
      "route 'r1' option 'tenants': a to_amqp route needs at least one"),
+    ('[route:r1]\ndirection = to_amqp\nexchange = x\nzaqar_queue = q\n'
+     'tenant_discovery = trusts\n', "route 'r1' option 'tenant_discovery': "
+     "trusts needs [zaqar] auth_strategy = keystone"),
     ('[route:r1]\ndirection = to_amqp\nexchange = x\nzaqar_queue = q-{tenant}'
      '\ntenants = a\nallowed_methods = m\n',
      "route 'r1' option 'routing_key': is required"),

@@ -1,4 +1,10 @@
+import logging
+
+import pytest
+
+from bridge.zaqar import reverse
 from bridge.zaqar import schedule
+from tests.unit import confutil
 
 
 def queues(n, owned=True, rate=0.0):
@@ -77,3 +83,101 @@ def test_short_poll_interval_is_honoured_after_traffic():
     s.got(q, 1, 0.0)
     s.empty(q, 0.0)
     assert q.next_poll == 0.01
+
+
+class FakeClients:
+    """What Reverser needs of bridge.zaqar.client.Clients."""
+
+    def __init__(self, found):
+        self.found = found
+        self.asked = 0
+
+    def project_of(self, tenant):
+        return tenant
+
+    def trusted_projects(self):
+        self.asked += 1
+        if isinstance(self.found, Exception):
+            raise self.found
+        return set(self.found)
+
+
+def reverser(tmp_path, clients, worker_id=0, workers=2):
+    conf, routes = confutil.load(tmp_path, '''
+        [zaqar]
+        auth_strategy = keystone
+        tenant_access = trusts
+        auth_type = password
+        auth_url = http://127.0.0.1:1/v3
+        [route:r1]
+        direction = to_amqp
+        exchange = x
+        zaqar_queue = conductor-{tenant}
+        routing_key = conductor
+        tenants = static-1
+        tenant_discovery = trusts
+        tenant_discovery_interval = 30
+        workers = %d
+        ''' % workers)
+    return reverse.Reverser(conf, routes[0], clients, worker_id)
+
+
+@pytest.fixture
+def capture(caplog):
+    """``capture()`` after oslo.log's setup has dropped caplog's handler."""
+    root = logging.getLogger()
+
+    def attach():
+        root.addHandler(caplog.handler)
+        caplog.set_level(logging.INFO)
+    yield attach
+    root.removeHandler(caplog.handler)
+
+
+def test_discovered_tenants_join_the_schedule(tmp_path, caplog, capture):
+    clients = FakeClients({'static-1', 'p-a', 'p-b', 'p-c'})
+    workers = [reverser(tmp_path, clients, worker_id=i) for i in (0, 1)]
+    capture()
+    for r in workers:
+        r._discover(100.0)
+        assert r.schedule.tenants() == {'static-1', 'p-a', 'p-b', 'p-c'}
+        assert {q.tenant for q in r.schedule.owned} == {
+            t for t in r.schedule.tenants()
+            if reverse.worker_of(t, 2) == r.worker_id}
+        assert r.schedule.wake.is_set()
+    # Each tenant is owned (polled, swept) by exactly one worker.
+    owners = [q.tenant for r in workers for q in r.schedule.owned]
+    assert sorted(owners) == ['p-a', 'p-b', 'p-c', 'static-1']
+    assert 'serving 3 new tenant(s) found by trusts: p-a, p-b, p-c' in \
+        caplog.text
+    # Not again before the interval; then only what is new.
+    clients.found.add('p-d')
+    workers[0]._discover(120.0)
+    assert 'p-d' not in workers[0].schedule.tenants()
+    workers[0]._discover(130.0)
+    assert 'p-d' in workers[0].schedule.tenants()
+    assert len(workers[0].schedule.queues) == 5
+
+
+def test_discovery_failure_is_one_line_and_retried(tmp_path, caplog, capture):
+    clients = FakeClients(ConnectionError('keystone down'))
+    r = reverser(tmp_path, clients)
+    capture()
+    r._discover(100.0)
+    assert r.schedule.tenants() == {'static-1'}
+    assert 'Route r1: cannot look for new tenants (ConnectionError: ' \
+        'keystone down), trying again in 30s' in caplog.text
+    assert 'Traceback' not in caplog.text
+    clients.found = {'p-a'}
+    r._discover(131.0)
+    assert r.schedule.tenants() == {'static-1', 'p-a'}
+
+
+def test_discovered_tenant_without_a_queue_name_is_skipped(tmp_path, caplog,
+                                                           capture):
+    r = reverser(tmp_path, FakeClients({'x' * 70}))
+    capture()
+    r._discover(100.0)
+    r._discover(200.0)
+    assert r.schedule.tenants() == {'static-1'}
+    assert caplog.text.count('is not served') == 1
