@@ -195,6 +195,21 @@ def rpc_transport(rabbit):
     return oslo_messaging.get_rpc_transport(oslo_conf(), url=rabbit.url)
 
 
+def rpc_server(rabbit, exchange, topic, endpoint, server='c1'):
+    """A started oslo.messaging RPC server on RabbitMQ (rabbit://)."""
+    srv = oslo_messaging.get_rpc_server(
+        rpc_transport(rabbit),
+        oslo_messaging.Target(exchange=exchange, topic=topic, server=server),
+        [endpoint], executor='threading')
+    srv.start()
+    return srv
+
+
+def stop_server(srv):
+    srv.stop()
+    srv.wait()
+
+
 def notification_transport(rabbit):
     return oslo_messaging.get_notification_transport(oslo_conf(),
                                                      url=rabbit.url)

@@ -2,7 +2,6 @@
 
 import types
 
-import oslo_messaging
 import pytest
 
 from tests.functional import bridgeutil
@@ -37,12 +36,7 @@ class Conductor:
 def conductor(rabbit, names):
     """A real oslo.messaging RPC server (rabbit://) on names.conductor."""
     endpoint = Conductor()
-    server = oslo_messaging.get_rpc_server(
-        bridgeutil.rpc_transport(rabbit),
-        oslo_messaging.Target(exchange=names.exchange, topic=names.conductor,
-                              server='c1'),
-        [endpoint], executor='threading')
-    server.start()
+    server = bridgeutil.rpc_server(rabbit, names.exchange, names.conductor,
+                                   endpoint)
     yield endpoint
-    server.stop()
-    server.wait()
+    bridgeutil.stop_server(server)

@@ -17,6 +17,7 @@ import pytest
 from tests.fixtures import keystone as ks_fixture
 from tests.fixtures import servers
 from tests.functional import bridgeutil
+from tests.functional.conftest import Conductor
 
 pytestmark = pytest.mark.functional
 
@@ -70,18 +71,6 @@ def start_daemon(tmp_path, rabbit, zaqar, keystone, names, trusts, *args):
                              *args).start(4)
 
 
-class Conductor:
-    def __init__(self):
-        self.calls = []
-
-    def heartbeat(self, ctxt, **kwargs):
-        self.calls.append(('heartbeat', ctxt, kwargs))
-        return {'seen': kwargs}
-
-    def drop_everything(self, ctxt, **kwargs):
-        self.calls.append(('drop_everything', ctxt, kwargs))
-
-
 @pytest.fixture(scope='module')
 def setup(tmp_path_factory, rabbit, keystone, zaqar_keystone):
     """One --debug daemon for the module, the tenants' trusts, a conductor."""
@@ -89,20 +78,15 @@ def setup(tmp_path_factory, rabbit, keystone, zaqar_keystone):
     trusts = {a.id: keystone.create_trust(a), b.id: keystone.create_trust(b)}
     names = Names()
     endpoint = Conductor()
-    server = oslo_messaging.get_rpc_server(
-        bridgeutil.rpc_transport(rabbit),
-        oslo_messaging.Target(exchange=names.exchange, topic=names.conductor,
-                              server='c1'),
-        [endpoint], executor='threading')
-    server.start()
+    server = bridgeutil.rpc_server(rabbit, names.exchange, names.conductor,
+                                   endpoint)
     daemon = start_daemon(tmp_path_factory.mktemp('bridge'), rabbit,
                           zaqar_keystone, keystone, names, trusts, '--debug')
     yield names, daemon, endpoint
     try:
         assert daemon.stop() == 0
     finally:
-        server.stop()
-        server.wait()
+        bridgeutil.stop_server(server)
         bridgeutil.delete_queues(rabbit, daemon.config)
         for tenant in (a, b):
             keystone.delete_trust(tenant, trusts[tenant.id])

@@ -45,12 +45,8 @@ def setup(tmp_path_factory, rabbit, keystone, zaqar_keystone):
         + signed.dead_letter_section(names))
     daemon = bridgeutil.Daemon(config, tmp / 'bridge.log').start(4)
     conductor = Conductor()
-    conductor_server = oslo_messaging.get_rpc_server(
-        bridgeutil.rpc_transport(rabbit),
-        oslo_messaging.Target(exchange=names.exchange, topic=names.conductor,
-                              server='c1'),
-        [conductor], executor='threading')
-    conductor_server.start()
+    conductor_server = bridgeutil.rpc_server(rabbit, names.exchange,
+                                             names.conductor, conductor)
     queues = signed.guest_queues(a.id, names.guest)
     signed_file = signed.issue_signed_urls(daemon.config, a.id,
                                            list(queues.values()),
@@ -69,8 +65,7 @@ def setup(tmp_path_factory, rabbit, keystone, zaqar_keystone):
     yield names, daemon, conductor, agent, transport, urls
     try:
         stop(guest, transport)
-        conductor_server.stop()
-        conductor_server.wait()
+        bridgeutil.stop_server(conductor_server)
         assert daemon.stop() == 0
     finally:
         bridgeutil.delete_queues(rabbit, config)
