@@ -250,7 +250,8 @@ class Reverser:
         if not messages:
             self.schedule.empty(queue, time.monotonic(), rings)
             return
-        self.schedule.got(queue, len(messages), time.monotonic())
+        self.schedule.got(queue, len(messages), time.monotonic(), limit,
+                          rings)
         self.metrics.in_flight(self.route.name, len(messages))
         try:
             for message in messages:

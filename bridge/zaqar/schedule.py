@@ -5,7 +5,15 @@ every 0.05 s up to ``poll_interval``.  With a doorbell, an empty queue is
 not polled at all until it rings; a slow sweep looks at one queue every
 ``sweep_interval`` seconds in turn, to catch a ring that was lost.  Either
 way a queue that yielded messages is claimed again at once until it is
-empty.
+empty, except that with a doorbell a claim that came back short (fewer
+than asked: the queue is drained) and took every message that rang is
+not followed by an empty one: the next ring says when to look again.
+
+Zaqar rings once per message, before it stores the message, so a claim
+can come back without a message that rang.  Such a ring is remembered
+(``unclaimed``) and the queue looked at once more ``RECHECK`` seconds
+later; then the ring is forgotten (another bridge may have claimed the
+message; the sweep is the last resort).
 
 Fairness: each round claims at most once (``claim_limit`` messages) from
 each due queue, so a busy tenant can't starve the others, and a tenant
@@ -18,6 +26,8 @@ import time
 
 MIN_POLL = 0.05
 NEVER = float('inf')
+# Seconds before looking again for a message that rang but was not there.
+RECHECK = 0.2
 
 
 class TenantQueue:
@@ -33,6 +43,8 @@ class TenantQueue:
         self.next_poll = 0.0 if owned else NEVER
         self.subscribed = False   # the doorbell rings for it
         self.rings = 0            # rings so far
+        self.unclaimed = 0        # rings no claim has answered yet
+        self.rechecked = False    # the look RECHECK after a missed ring
         self.swept = False        # this look is the safety sweep's
         self.idle = MIN_POLL
         self.rate = rate
@@ -99,14 +111,24 @@ class Schedule:
                 wake = min(wake, self.next_sweep)
         return max(0.0, min(wake - now, 1.0))
 
-    def got(self, queue, count, now):
-        """``count`` messages were claimed from ``queue``."""
+    def got(self, queue, count, now, limit=None, rings=None):
+        """``count`` messages were claimed from ``queue``.
+
+        ``limit`` is how many the claim asked for and ``rings`` is
+        ``queue.rings`` from before it: a short claim with no ring since
+        and none unanswered leaves the queue to the doorbell.
+        """
         with self._lock:
             if queue.rate:
                 queue.tokens -= count
             queue.idle = MIN_POLL
+            queue.unclaimed = max(0, queue.unclaimed - count)
+            queue.rechecked = False
             queue.next_poll = now
-            if queue.rate and queue.tokens < 1:
+            if (self.doorbell and limit is not None and count < limit
+                    and queue.rings == rings and not queue.unclaimed):
+                queue.next_poll = NEVER
+            elif queue.rate and queue.tokens < 1:
                 queue.next_poll = now + (1 - queue.tokens) / queue.rate
 
     def empty(self, queue, now, rings=None):
@@ -120,6 +142,12 @@ class Schedule:
                 queue.next_poll = now
                 return
             if self.doorbell or not queue.owned:
+                if queue.unclaimed and not queue.rechecked:
+                    queue.rechecked = True
+                    queue.next_poll = now + RECHECK
+                    return
+                queue.unclaimed = 0
+                queue.rechecked = False
                 queue.next_poll = NEVER
                 return
             queue.next_poll = now + min(queue.idle, self.poll_interval)
@@ -136,6 +164,7 @@ class Schedule:
             if queue is None:
                 return False
             queue.rings += 1
+            queue.unclaimed += 1
             queue.next_poll = 0.0
         self.wake.set()
         return True

@@ -38,6 +38,7 @@ def test_doorbell_polls_nothing_until_rung_or_swept():
     assert s.wake.is_set()
     assert s.due(50.0) == [b]
     s.empty(b, 50.0)
+    s.empty(b, 50.2)     # the look again for the message that rang
     # The sweep visits one queue per interval, in turn.
     assert s.due(100.0) == [a] and a.swept
     s.empty(a, 100.0)
@@ -52,6 +53,8 @@ def test_foreign_shard_queue_only_when_rung():
     assert s.ring('t1', 'q')
     assert other in s.due(0.0)
     s.empty(other, 0.0)
+    assert other.next_poll == schedule.RECHECK
+    s.empty(other, schedule.RECHECK)
     assert other.next_poll == schedule.NEVER
 
 
@@ -74,7 +77,53 @@ def test_ring_during_an_empty_claim_is_not_lost():
     s.empty(q, 5.0, before)
     assert s.due(5.0) == [q]
     s.empty(q, 5.0, q.rings)
-    assert s.due(6.0) == []
+    # Zaqar rings before it stores: one more look, a moment later.
+    assert s.due(5.0) == [] and s.due(5.0 + schedule.RECHECK) == [q]
+    s.empty(q, 5.2, q.rings)
+    assert s.due(6.0) == [] and q.unclaimed == 0
+
+
+def doorbell_queue():
+    (q,) = queues(1)
+    s = schedule.Schedule([q], poll_interval=1, doorbell=True)
+    s.next_sweep = schedule.NEVER
+    s.empty(q, 0.0)
+    return s, q
+
+
+def test_short_claim_of_every_rung_message_waits_for_the_next_ring():
+    s, q = doorbell_queue()
+    s.ring('t0', 'q')
+    rings = q.rings
+    assert s.due(1.0) == [q]
+    s.got(q, 1, 1.0, limit=20, rings=rings)
+    assert s.due(2.0) == []          # no empty claim after it
+    s.ring('t0', 'q')
+    assert s.due(2.0) == [q]
+
+
+def test_full_or_rung_claims_claim_again():
+    s, q = doorbell_queue()
+    for _ in range(25):
+        s.ring('t0', 'q')
+    s.got(q, 20, 1.0, limit=20, rings=q.rings)
+    assert s.due(1.0) == [q]         # full: maybe more
+    rings = q.rings
+    s.ring('t0', 'q')                # during the next claim
+    s.got(q, 5, 1.0, limit=20, rings=rings)
+    assert s.due(1.0) == [q]
+
+
+def test_short_claim_missing_a_rung_message_looks_once_more():
+    s, q = doorbell_queue()
+    s.ring('t0', 'q')
+    s.ring('t0', 'q')
+    s.got(q, 1, 1.0, limit=20, rings=q.rings)   # one not stored yet
+    assert s.due(1.0) == [q]
+    s.empty(q, 1.0, q.rings)
+    assert s.due(1.0 + schedule.RECHECK) == [q]
+    s.got(q, 1, 1.3, limit=20, rings=q.rings)
+    assert s.due(2.0) == [] and q.unclaimed == 0
 
 
 def test_short_poll_interval_is_honoured_after_traffic():
