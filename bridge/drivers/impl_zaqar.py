@@ -14,7 +14,14 @@ another guest of the same project) reads them.  What is posted is exactly
   after ``fanout_ttl``;
 * ``queue_name(topic.priority)``: notifications, claimed;
 * ``<reply_queue_prefix><uuid hex>``: answers to this driver's own calls,
-  one queue per driver, named in the ``_reply_q`` of its requests.
+  one queue per driver, named in the ``_reply_q`` of its requests (or the
+  ``reply_queue`` option, a name given in advance).
+
+``queue_prefix`` goes before every one of these names: with a bridge
+keeping every tenant's queues in one project (tenant_access =
+service_project) it carries the tenant.  With ``auth_strategy =
+signed_url`` the driver holds one pre-signed URL per queue
+(bridge/drivers/signed_urls.py) and listens only where it has one.
 
 A call from a controller arrives with ``reply = {queue, token}``: the
 answer goes into ``reply.queue`` with ``reply_token`` (the bridge checks
