@@ -23,6 +23,7 @@ import threading
 from wsgiref import simple_server
 
 from oslo_log import log
+from zaqarclient.queues.v2 import core as zcore
 
 LOG = log.getLogger(__name__)
 
@@ -42,10 +43,14 @@ def subscribe(client, queue, url, tenant):
     """Make Zaqar ring ``url`` for every message posted to ``queue``.
 
     Idempotent: Zaqar keeps one subscription per (queue, subscriber).
+    One request: zaqarclient's ``client.subscription()`` reads the
+    subscription back after creating it.
     """
-    client.subscription(queue, subscriber=url, ttl=SUBSCRIPTION_TTL,
-                        options={'post_headers': {TENANT_HEADER: tenant},
-                                 '_retry_policy': FEW_RETRIES})
+    req, trans = client._request_and_transport()
+    zcore.subscription_create(trans, req, queue, {
+        'subscriber': url, 'ttl': SUBSCRIPTION_TTL,
+        'options': {'post_headers': {TENANT_HEADER: tenant},
+                    '_retry_policy': FEW_RETRIES}})
 
 
 class _Server(simple_server.WSGIServer):
