@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import re
 import shutil
 import signal
 import socket
@@ -59,6 +60,8 @@ def write_config(path, rabbit, zaqar, routes, extra=''):
             body += '\namqp_queue = %s' % queues[-1]
         text += '\n[route:%s]\n%s\n' % (name, body)
     extra = textwrap.dedent(extra)
+    # A dead-letter queue of the test's own goes with the test.
+    queues += re.findall(r'^dead_letter_queue\s*=\s*(\S+)', extra, re.M)
     if '[metrics]' not in extra:
         extra += '\n[metrics]\nport = %d\n' % free_port()
     path.write_text(text + extra)
@@ -67,6 +70,13 @@ def write_config(path, rabbit, zaqar, routes, extra=''):
 
 
 QUEUES = {}
+
+
+def dead_letter_section(name):
+    """``[amqp]`` for dead letters of the test's own (exchange and queue
+    ``name``), deleted with the test's queues."""
+    return ('\n[amqp]\ndead_letter_exchange = %s\ndead_letter_queue = %s\n'
+            % (name, name))
 
 
 def delete_queues(rabbit, config):

@@ -63,8 +63,7 @@ def write_config(tmp_path, rabbit, zaqar, names, fixed=False):
     ]
     return bridgeutil.write_config(
         tmp_path / ('fixed.conf' if fixed else 'bridge.conf'), rabbit, zaqar,
-        routes, extra='[amqp]\ndead_letter_exchange = %s\n'
-        'dead_letter_queue = %s\n' % (names.dlq, names.dlq))
+        routes, extra=bridgeutil.dead_letter_section(names.dlq))
 
 
 @pytest.fixture

@@ -47,8 +47,7 @@ def daemon(tmp_path, rabbit, zaqar, names):
     ]
     config = bridgeutil.write_config(
         tmp_path / 'bridge.conf', rabbit, zaqar, routes,
-        extra='[amqp]\ndead_letter_exchange = %s\ndead_letter_queue = %s\n'
-        % (names.dlq, names.dlq))
+        extra=bridgeutil.dead_letter_section(names.dlq))
     d = bridgeutil.Daemon(config, tmp_path / 'bridge.log').start(4)
     yield d
     assert d.stop() == 0

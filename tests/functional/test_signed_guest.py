@@ -64,17 +64,12 @@ def shared_routes(names, tenants):
     ]
 
 
-def dead_letter_section(names):
-    return ('[amqp]\ndead_letter_exchange = %s\ndead_letter_queue = %s\n'
-            % (names.dlq, names.dlq))
-
-
 @pytest.fixture
 def daemon(tmp_path, rabbit, zaqar, names):
     config = bridgeutil.write_config(
         tmp_path / 'bridge.conf', rabbit, zaqar,
         shared_routes(names, '%s, %s' % (names.tenant_a, names.tenant_b)),
-        extra=dead_letter_section(names))
+        extra=bridgeutil.dead_letter_section(names.dlq))
     d = bridgeutil.Daemon(config, tmp_path / 'bridge.log').start(4)
     yield d
     assert d.stop() == 0

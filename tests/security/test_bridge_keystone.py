@@ -65,8 +65,7 @@ def start_daemon(tmp_path, rabbit, zaqar, keystone, names, trusts, *args):
     config = bridgeutil.write_config(
         tmp_path / 'bridge.conf', rabbit, zaqar, routes,
         extra=keystone_zaqar_section(keystone, trusts)
-        + '[amqp]\ndead_letter_exchange = %s\ndead_letter_queue = %s\n'
-        % (names.dlq, names.dlq))
+        + bridgeutil.dead_letter_section(names.dlq))
     return bridgeutil.Daemon(config, tmp_path / 'bridge.log',
                              *args).start(4)
 

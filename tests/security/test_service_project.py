@@ -42,7 +42,7 @@ def setup(tmp_path_factory, rabbit, keystone, zaqar_keystone):
         tmp / 'bridge.conf', rabbit, zaqar_keystone,
         signed.shared_routes(names, '%s, %s' % (a.id, b.id)),
         extra=keystone.bridge_zaqar_section('service_project')
-        + signed.dead_letter_section(names))
+        + bridgeutil.dead_letter_section(names.dlq))
     daemon = bridgeutil.Daemon(config, tmp / 'bridge.log').start(4)
     conductor = Conductor()
     conductor_server = bridgeutil.rpc_server(rabbit, names.exchange,
