@@ -253,12 +253,20 @@ class Reverser:
         self.schedule.got(queue, len(messages), time.monotonic(), limit,
                           rings)
         self.metrics.in_flight(self.route.name, len(messages))
+        handled = 0
         try:
             for message in messages:
                 if self._stop.is_set():
                     _release(claim)
                     return
                 self._handle(queue, message)
+                handled += 1
+        except Exception:
+            # RabbitMQ went away mid-claim: give the rest back now, to be
+            # claimed again once it is back, rather than after claim_ttl.
+            self.metrics.retried(self.route.name, len(messages) - handled)
+            _release(claim)
+            raise
         finally:
             self.metrics.in_flight(self.route.name, 0)
 

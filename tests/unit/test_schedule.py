@@ -151,7 +151,7 @@ class FakeClients:
         return set(self.found)
 
 
-def reverser(tmp_path, clients, worker_id=0, workers=2):
+def reverser(tmp_path, clients, worker_id=0, workers=2, metrics=None):
     conf, routes = confutil.load(tmp_path, '''
         [zaqar]
         auth_strategy = keystone
@@ -166,9 +166,11 @@ def reverser(tmp_path, clients, worker_id=0, workers=2):
         tenants = static-1
         tenant_discovery = trusts
         tenant_discovery_interval = 30
+        allowed_methods = heartbeat
         workers = %d
         ''' % workers)
-    return reverse.Reverser(conf, routes[0], clients, worker_id)
+    return reverse.Reverser(conf, routes[0], clients, worker_id,
+                            metrics=metrics)
 
 
 @pytest.fixture
@@ -230,3 +232,74 @@ def test_discovered_tenant_without_a_queue_name_is_skipped(tmp_path, caplog,
     r._discover(200.0)
     assert r.schedule.tenants() == {'static-1'}
     assert caplog.text.count('is not served') == 1
+
+
+class Recorder:
+    """Metrics (or anything else) that remembers its calls."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __getattr__(self, name):
+        return lambda *args: self.calls.append((name,) + args)
+
+
+class FakeClaim(list):
+    released = False
+
+    def delete(self):
+        self.released = True
+
+
+class FakeMessage:
+    def __init__(self, n):
+        self.id = 'z%d' % n
+        self.body = {'bridge': 1, 'message': {
+            'method': 'heartbeat', 'args': {'n': n}, '_unique_id': 'u%d' % n}}
+        self.deleted = False
+
+    def delete(self):
+        self.deleted = True
+
+
+class FakeZaqar(FakeClients):
+    def __init__(self, claim):
+        super().__init__(set())
+        self.claim_ = claim
+
+    def for_project(self, project):
+        return self
+
+    def queue(self, name):
+        return self
+
+    def claim(self, **kwargs):
+        return self.claim_
+
+
+class BrokenPublisher:
+    """Confirms the first publish, then RabbitMQ goes away."""
+
+    def __init__(self):
+        self.published = []
+
+    def publish(self, body, *args, **kwargs):
+        if self.published:
+            raise ConnectionError('connection reset')
+        self.published.append(body)
+        return True
+
+
+def test_rabbitmq_lost_mid_claim_gives_the_rest_back(tmp_path):
+    claim = FakeClaim(FakeMessage(n) for n in range(3))
+    metrics = Recorder()
+    r = reverser(tmp_path, FakeZaqar(claim), metrics=metrics)
+    r.publisher = BrokenPublisher()
+    (queue,) = r.schedule.queues
+    with pytest.raises(ConnectionError):
+        r._drain(queue)
+    assert len(r.publisher.published) == 1
+    assert [m.deleted for m in claim] == [True, False, False]
+    # The two not published are released at once, not after claim_ttl.
+    assert claim.released
+    assert ('retried', 'r1', 2) in metrics.calls
