@@ -21,9 +21,9 @@ import pytest
 
 from bridge import wire
 from tests.functional import bridgeutil
-from tests.functional.test_driver_standalone import make_conf
 from tests.functional.test_forward import dead_letters
 from tests.functional.test_guest_driver import controller_client
+from tests.functional.test_guest_driver import guest_server
 from tests.functional.test_guest_driver import GuestAgent
 from tests.functional.test_guest_driver import stop
 
@@ -98,31 +98,36 @@ def issue_signed_urls(config, tenant, queues, path):
     return path
 
 
-def signed_guest_url(zaqar, project, tenant, signed_file, calls_queue):
-    """``project``: where the queues live; ``tenant``: in their names."""
+def signed_guest_url(zaqar, tenant, signed_file, calls_queue):
+    """The queues' project comes from the file; ``tenant`` names them."""
     host = zaqar.url.split('://', 1)[1].rstrip('/')
-    return ('zaqar://%s/?auth_strategy=signed_url&project_id=%s'
-            '&queue_prefix=%s-&reply_queue=%s&signed_url_file=%s'
-            % (host, project, tenant, calls_queue, signed_file))
+    return ('zaqar://%s/?auth_strategy=signed_url&queue_prefix=%s-'
+            '&reply_queue=%s&signed_url_file=%s'
+            % (host, tenant, calls_queue, signed_file))
+
+
+def start_signed_guest(config, zaqar, tenant, guest, path):
+    """A guest agent on signed URLs only: ``(agent, server, transport,
+    signed URLs)``.  Its queues are named after ``tenant`` and live in the
+    project the signed URLs name (its transport URL has no project_id).
+    """
+    queues = guest_queues(tenant, guest)
+    signed_file = issue_signed_urls(config, tenant, list(queues.values()),
+                                    path)
+    url = signed_guest_url(zaqar, tenant, signed_file, queues['calls'])
+    agent = GuestAgent('a')
+    server, transport = guest_server(url, 'guestagent.%s' % guest,
+                                     'host-a', agent, None)
+    return agent, server, transport, json.loads(signed_file.read_text())
 
 
 @pytest.fixture
 def signed_guest(tmp_path, daemon, zaqar, names, conductor):
     """tenant A's guest: an RPC server and a client, signed URLs only."""
-    queues = guest_queues(names.tenant_a, names.guest)
-    signed_file = issue_signed_urls(daemon.config, names.tenant_a,
-                                    list(queues.values()),
-                                    tmp_path / 'guest-urls.json')
-    url = signed_guest_url(zaqar, names.tenant_a, names.tenant_a,
-                           signed_file, queues['calls'])
-    agent = GuestAgent('a')
-    transport = oslo_messaging.get_rpc_transport(make_conf(), url=url)
-    server = oslo_messaging.get_rpc_server(
-        transport, oslo_messaging.Target(topic='guestagent.%s'
-                                         % names.guest, server='host-a'),
-        [agent], executor='threading')
-    server.start()
-    yield agent, transport, queues
+    agent, server, transport, _ = start_signed_guest(
+        daemon.config, zaqar, names.tenant_a, names.guest,
+        tmp_path / 'guest-urls.json')
+    yield agent, transport
     stop(server, transport)
 
 
@@ -137,7 +142,7 @@ def test_controller_calls_a_signed_guest(signed_guest, rabbit, names):
 
 
 def test_signed_guest_calls_the_conductor(signed_guest, conductor, names):
-    _, transport, queues = signed_guest
+    _, transport = signed_guest
     client = oslo_messaging.get_rpc_client(
         transport, oslo_messaging.Target(topic='conductor'), timeout=20)
     result = client.call({'project_id': names.tenant_b}, 'heartbeat', n=7)

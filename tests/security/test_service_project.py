@@ -9,7 +9,6 @@ real.  RPC works both ways, and a guest can neither reach another
 tenant's queues nor make the bridge answer into them.
 """
 
-import json
 
 import oslo_messaging
 import pytest
@@ -20,10 +19,8 @@ from bridge import wire
 from tests.fixtures import servers
 from tests.functional import bridgeutil
 from tests.functional.conftest import Conductor
-from tests.functional.test_driver_standalone import make_conf
 from tests.functional.test_forward import dead_letters
 from tests.functional.test_guest_driver import controller_client
-from tests.functional.test_guest_driver import GuestAgent
 from tests.functional.test_guest_driver import stop
 from tests.functional import test_signed_guest as signed
 
@@ -47,21 +44,9 @@ def setup(tmp_path_factory, rabbit, keystone, zaqar_keystone):
     conductor = Conductor()
     conductor_server = bridgeutil.rpc_server(rabbit, names.exchange,
                                              names.conductor, conductor)
-    queues = signed.guest_queues(a.id, names.guest)
-    signed_file = signed.issue_signed_urls(daemon.config, a.id,
-                                           list(queues.values()),
-                                           tmp / 'guest-a.json')
-    urls = json.loads(signed_file.read_text())
-    service_project = urls[0]['project']
-    url = signed.signed_guest_url(zaqar_keystone, service_project, a.id,
-                                  signed_file, queues['calls'])
-    agent = GuestAgent('a')
-    transport = oslo_messaging.get_rpc_transport(make_conf(), url=url)
-    guest = oslo_messaging.get_rpc_server(
-        transport, oslo_messaging.Target(topic='guestagent.%s'
-                                         % names.guest, server='host-a'),
-        [agent], executor='threading')
-    guest.start()
+    agent, guest, transport, urls = signed.start_signed_guest(
+        daemon.config, zaqar_keystone, a.id, names.guest,
+        tmp / 'guest-a.json')
     yield names, daemon, conductor, agent, transport, urls
     try:
         stop(guest, transport)
