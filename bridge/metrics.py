@@ -17,6 +17,9 @@ Per route:
   over the live workers)
 * ``bridge_connection_up{side=rabbitmq|zaqar}``: 1 when every live worker
   of the route is connected to that side (the minimum over the workers)
+* ``bridge_tenants``: tenant queues a to_amqp route drains (summed over
+  the live workers, each counting its shard; grows with
+  ``tenant_discovery``)
 * ``bridge_workers``: live worker processes, and
   ``bridge_workers_configured``: how many the route should have (written
   by the master)
@@ -177,6 +180,10 @@ class Metrics:
             '1 when every live worker of the route is connected to that '
             'side, else 0.', ['route', 'side'], multiprocess_mode='livemin',
             registry=None)
+        self._tenants = prom.Gauge(
+            'bridge_tenants',
+            'Tenant queues the route drains (to_amqp).', ['route'],
+            multiprocess_mode='livesum', registry=None)
         self._workers = prom.Gauge(
             'bridge_workers', 'Live worker processes of the route.',
             ['route'], multiprocess_mode='livesum', registry=None)
@@ -224,6 +231,10 @@ class Metrics:
         """This process is (or is not) connected to ``side``."""
         self._connection.labels(route, side).set(1 if up else 0)
 
+    def tenants(self, route, n):
+        """This process drains ``n`` tenant queues of the route."""
+        self._tenants.labels(route).set(n)
+
 
 class NullMetrics:
     """Same methods as :class:`Metrics`, doing nothing."""
@@ -232,7 +243,7 @@ class NullMetrics:
         pass
 
     configured = worker_started = received = forwarded = retried = \
-        dead_lettered = in_flight = connection = _nothing
+        dead_lettered = in_flight = connection = tenants = _nothing
 
 
 NULL = NullMetrics()

@@ -112,6 +112,7 @@ class Reverser:
             self.schedule.add(queue)
             added.append(tenant)
         if added:
+            self.metrics.tenants(self.route.name, len(self.queues))
             LOG.info('Route %s: serving %d new tenant(s) found by %s: %s',
                      self.route.name, len(added),
                      self.route.tenant_discovery, ', '.join(added))
@@ -131,6 +132,7 @@ class Reverser:
         self.publisher.declare_exchange(
             self.route.exchange, self.route.exchange_type,
             self.route.exchange_durable, self.route.exchange_auto_delete)
+        self.metrics.tenants(self.route.name, len(self.queues))
         if not self.queues:  # no tenant in this worker's shard
             self.metrics.connection(self.route.name, 'zaqar', True)
         LOG.info('Route %s: connected to RabbitMQ, draining %d tenant '

@@ -57,9 +57,10 @@ def master(routes):
 
 
 def worker(route, rabbitmq=True, zaqar=True, received=0, forwarded=(),
-           in_flight=0, dead=0):
+           in_flight=0, dead=0, tenants=0):
     def record(m):
         m.worker_started(route)
+        m.tenants(route, tenants)
         m.connection(route, 'rabbitmq', rabbitmq)
         m.connection(route, 'zaqar', zaqar)
         for _ in range(received):
@@ -99,8 +100,8 @@ def test_healthy_when_every_worker_is_connected(tmp_path, processes):
 
 def test_one_worker_down_makes_the_route_unhealthy(tmp_path, processes):
     processes(master({'r1': 2}))
-    processes(worker('r1', in_flight=3))
-    processes(worker('r1', zaqar=False, in_flight=2))
+    processes(worker('r1', in_flight=3, tenants=4))
+    processes(worker('r1', zaqar=False, in_flight=2, tenants=3))
     result = health.check(str(tmp_path))
     assert not result.ok and result.alive
     assert result.problems == [] and result.down == ['route r1: zaqar down']
@@ -113,6 +114,7 @@ def test_one_worker_down_makes_the_route_unhealthy(tmp_path, processes):
     assert headers['Content-Type'].startswith('text/plain')
     # livesum and livemin over the workers
     assert 'bridge_in_flight{route="r1"} 5.0' in body
+    assert 'bridge_tenants{route="r1"} 7.0' in body
     assert 'bridge_connection_up{route="r1",side="zaqar"} 0.0' in body
     assert 'bridge_connection_up{route="r1",side="rabbitmq"} 1.0' in body
     assert 'bridge_workers{route="r1"} 2.0' in body

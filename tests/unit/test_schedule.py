@@ -187,7 +187,9 @@ def capture(caplog):
 
 def test_discovered_tenants_join_the_schedule(tmp_path, caplog, capture):
     clients = FakeClients({'static-1', 'p-a', 'p-b', 'p-c'})
-    workers = [reverser(tmp_path, clients, worker_id=i) for i in (0, 1)]
+    metrics = [Recorder(), Recorder()]
+    workers = [reverser(tmp_path, clients, worker_id=i, metrics=metrics[i])
+               for i in (0, 1)]
     capture()
     for r in workers:
         r._discover(100.0)
@@ -199,6 +201,8 @@ def test_discovered_tenants_join_the_schedule(tmp_path, caplog, capture):
     # Each tenant is owned (polled, swept) by exactly one worker.
     owners = [q.tenant for r in workers for q in r.schedule.owned]
     assert sorted(owners) == ['p-a', 'p-b', 'p-c', 'static-1']
+    assert sum(m.calls[-1][2] for m in metrics) == 4   # bridge_tenants
+    assert all(m.calls[-1][:2] == ('tenants', 'r1') for m in metrics)
     assert 'serving 3 new tenant(s) found by trusts: p-a, p-b, p-c' in \
         caplog.text
     # Not again before the interval; then only what is new.
