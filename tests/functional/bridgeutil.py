@@ -1,5 +1,6 @@
 """Run the installed daemon and talk oslo.messaging to it, for tests."""
 
+import atexit
 import os
 import pathlib
 import re
@@ -119,6 +120,7 @@ class Daemon:
         self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE,
                                      env=self.environment())
+        RUNNING.add(self)
         self.wait_for_log(lambda text: self.ready_count(text) >= workers,
                           what='%d worker(s) ready' % workers)
         return self
@@ -172,6 +174,7 @@ class Daemon:
         return int(lines[-1].split()[2])
 
     def stop(self, timeout=30):
+        RUNNING.discard(self)
         if self.proc is None or self.proc.poll() is not None:
             return self.proc.returncode if self.proc else None
         self.proc.send_signal(signal.SIGTERM)
@@ -181,6 +184,20 @@ class Daemon:
             self.proc.kill()
             self.proc.wait()
             raise AssertionError('daemon did not stop within %ss' % timeout)
+
+
+# Daemons not stopped yet: a test that failed half-way leaves its daemon
+# to this, so no bridge outlives the test run.
+RUNNING = set()
+
+
+@atexit.register
+def _stop_leftovers():
+    for daemon in list(RUNNING):
+        try:
+            daemon.stop(timeout=10)
+        except AssertionError:
+            pass   # killed
 
 
 def run_manage(config, *args):
