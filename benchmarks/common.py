@@ -73,6 +73,36 @@ class BenchError(Exception):
     """The benchmark cannot go on; the text says why."""
 
 
+def add_run_options(parser, bridge_src_help, gunicorn_help=None):
+    """The options every benchmark takes: --gunicorn, --bridge-src,
+    --json and --keep."""
+    parser.add_argument('--gunicorn', type=int, default=2, metavar='N',
+                        help=gunicorn_help or (
+                            'serve Zaqar with N gunicorn sync workers; 0: '
+                            'zaqar-server\'s single-threaded wsgiref '
+                            '(default 2)'))
+    parser.add_argument('--bridge-src', metavar='DIR',
+                        default=os.environ.get('BENCH_BRIDGE_SRC'),
+                        help=bridge_src_help + '; default $BENCH_BRIDGE_SRC')
+    parser.add_argument('--json', action='store_true',
+                        help='print JSON instead of the table')
+    parser.add_argument('--keep', action='store_true',
+                        help='keep the temp dir (configs, logs)')
+
+
+def run_main(main):
+    """A benchmark's ``__main__``: exit 1 with one line on BenchError,
+    130 on Ctrl-C."""
+    try:
+        sys.exit(main())
+    except BenchError as exc:
+        log('failed: %s' % exc)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        log('interrupted')
+        sys.exit(130)
+
+
 # -- Redis (a few commands; the project's venv has no redis client)
 
 class Redis:

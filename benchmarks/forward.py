@@ -30,7 +30,6 @@ import pathlib
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import uuid
 
@@ -73,26 +72,16 @@ def parse_args(argv=None):
                         '200; 0 skips it)')
     p.add_argument('--latency-interval', type=float, default=0.05,
                    help='seconds between latency messages (default 0.05)')
-    p.add_argument('--gunicorn', type=int, default=2, metavar='N',
-                   help='serve Zaqar with N gunicorn sync workers; 0: '
-                        'zaqar-server\'s single-threaded wsgiref '
-                        '(default 2)')
     p.add_argument('--timeout', type=float, default=120,
                    help='seconds a phase may take before the run fails')
     p.add_argument('--profile', action='store_true',
                    help='record the first bridge worker with py-spy during '
                         'the first bridge round (py-spy on PATH or '
                         '$PY_SPY); top functions go to stderr and JSON')
-    p.add_argument('--bridge-src', metavar='DIR',
-                   default=os.environ.get('BENCH_BRIDGE_SRC'),
-                   help='run the daemon with the bridge package of this '
-                        'checkout (PYTHONPATH) instead of the installed '
-                        'one, e.g. a `git archive HEAD` export; default '
-                        '$BENCH_BRIDGE_SRC')
-    p.add_argument('--json', action='store_true',
-                   help='print JSON instead of the table')
-    p.add_argument('--keep', action='store_true',
-                   help='keep the temp dir (configs, logs)')
+    common.add_run_options(
+        p, 'run the daemon with the bridge package of this checkout '
+           '(PYTHONPATH) instead of the installed one, e.g. a `git archive '
+           'HEAD` export')
     args = p.parse_args(argv)
     if min(args.messages, args.workers, args.batch_size, args.queues,
            args.rounds) < 1:
@@ -576,11 +565,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    try:
-        sys.exit(main())
-    except common.BenchError as exc:
-        common.log('failed: %s' % exc)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        common.log('interrupted')
-        sys.exit(130)
+    common.run_main(main)

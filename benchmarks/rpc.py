@@ -63,29 +63,19 @@ def parse_args(argv=None):
     p.add_argument('--guests', default='a,b',
                    help='guest variants to run: a (zaqarclient), b '
                         '(zaqar:// RPCServer) (default a,b)')
-    p.add_argument('--gunicorn', type=int, default=2, metavar='N',
-                   help='serve Zaqar with N gunicorn sync workers; 0: '
-                        'zaqar-server\'s single-threaded wsgiref '
-                        '(default 2)')
     p.add_argument('--budget', type=float, default=100,
                    help='seconds the timed calls may take in all; each '
                         'guest stops early (fewer calls, shown in the '
                         'table) when its share runs out (default 100)')
     p.add_argument('--call-timeout', type=float, default=30,
                    help='timeout of each call (default 30)')
-    p.add_argument('--bridge-src', metavar='DIR',
-                   default=os.environ.get('BENCH_BRIDGE_SRC'),
-                   help='use the bridge package of this checkout (daemon '
-                        'and guest driver) instead of the installed one; '
-                        'default $BENCH_BRIDGE_SRC')
     p.add_argument('--bridge-debug', action='store_true',
                    help='run the daemon with debug = true (one log line '
                         'per message, with timestamps; slower) and keep '
                         'the temp dir')
-    p.add_argument('--json', action='store_true',
-                   help='print JSON instead of the table')
-    p.add_argument('--keep', action='store_true',
-                   help='keep the temp dir (configs, logs)')
+    common.add_run_options(
+        p, 'use the bridge package of this checkout (daemon and guest '
+           'driver) instead of the installed one')
     args = p.parse_args(argv)
     args.guests = [g.strip() for g in args.guests.split(',') if g.strip()]
     if set(args.guests) - {'a', 'b'}:
@@ -437,11 +427,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    try:
-        sys.exit(main())
-    except common.BenchError as exc:
-        common.log('failed: %s' % exc)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        common.log('interrupted')
-        sys.exit(130)
+    common.run_main(main)

@@ -28,7 +28,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 import urllib.parse
 
@@ -58,22 +57,15 @@ def parse_args(argv=None):
                    help='src-uri and dest-uri of the shovel (default '
                         'amqp://, this node without TCP, as an operator '
                         'shovels between local queues)')
-    p.add_argument('--gunicorn', type=int, default=2, metavar='N',
-                   help='serve Zaqar with N gunicorn sync workers; 0: '
-                        'wsgiref (default 2)')
     p.add_argument('--timeout', type=float, default=120,
                    help='seconds a round may take before the run fails')
     p.add_argument('--keep-plugin', action='store_true',
                    help='leave rabbitmq_shovel enabled if this run enabled '
                         'it')
-    p.add_argument('--bridge-src', metavar='DIR',
-                   default=os.environ.get('BENCH_BRIDGE_SRC'),
-                   help='run the daemon with the bridge package of this '
-                        'checkout; default $BENCH_BRIDGE_SRC')
-    p.add_argument('--json', action='store_true',
-                   help='print JSON instead of the table')
-    p.add_argument('--keep', action='store_true',
-                   help='keep the temp dir (configs, logs)')
+    common.add_run_options(
+        p, 'run the daemon with the bridge package of this checkout',
+        gunicorn_help='serve Zaqar with N gunicorn sync workers; 0: wsgiref '
+                      '(default 2)')
     args = p.parse_args(argv)
     if min(args.messages, args.rounds, args.workers) < 1:
         p.error('counts must be at least 1')
@@ -370,11 +362,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    try:
-        sys.exit(main())
-    except common.BenchError as exc:
-        common.log('failed: %s' % exc)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        common.log('interrupted')
-        sys.exit(130)
+    common.run_main(main)

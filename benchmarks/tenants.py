@@ -44,7 +44,6 @@ import math
 import multiprocessing
 import os
 import signal
-import sys
 import threading
 import time
 import uuid
@@ -102,19 +101,9 @@ def parse_args(argv=None):
     p.add_argument('--startup-timeout', type=float, default=120.0,
                    help='seconds the first pass may take before the run '
                         'fails (default 120)')
-    p.add_argument('--gunicorn', type=int, default=2, metavar='N',
-                   help='serve Zaqar with N gunicorn sync workers; 0: '
-                        'zaqar-server\'s single-threaded wsgiref '
-                        '(default 2)')
-    p.add_argument('--bridge-src', metavar='DIR',
-                   default=os.environ.get('BENCH_BRIDGE_SRC'),
-                   help='run the daemon with the bridge package of this '
-                        'checkout instead of the installed one; default '
-                        '$BENCH_BRIDGE_SRC')
-    p.add_argument('--json', action='store_true',
-                   help='print JSON instead of the table')
-    p.add_argument('--keep', action='store_true',
-                   help='keep the temp dir (configs, logs)')
+    common.add_run_options(
+        p, 'run the daemon with the bridge package of this checkout '
+           'instead of the installed one')
     args = p.parse_args(argv)
     args.configs = [c.strip() for c in args.configs.split(',') if c.strip()]
     if not args.configs or set(args.configs) - set(CONFIGS):
@@ -864,11 +853,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    try:
-        sys.exit(main())
-    except common.BenchError as exc:
-        common.log('failed: %s' % exc)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        common.log('interrupted')
-        sys.exit(130)
+    common.run_main(main)
