@@ -55,12 +55,17 @@ def daemon(tmp_path, rabbit, zaqar, names):
 
 
 class Guest:
-    """A guest agent that answers calls using only zaqarclient."""
+    """A guest agent that answers calls using only zaqarclient.
 
-    def __init__(self, zaqar, tenant, queue, handler):
-        self.client = zaqar.client(tenant)
+    ``client`` is the guest's own zaqarclient client; the reply tokens it
+    answered with are kept in ``tokens``.
+    """
+
+    def __init__(self, client, queue, handler):
+        self.client = client
         self.queue = self.client.queue(queue)
         self.handler = handler
+        self.tokens = []
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
@@ -76,6 +81,7 @@ class Guest:
         msg = body['message']
         if 'reply' not in body:
             return
+        self.tokens.append(body['reply']['token'])
         try:
             result, failure = self.handler(msg['method'], msg['args']), None
         except Exception:
@@ -106,8 +112,8 @@ def rpc_client(rabbit, names, timeout=15):
 
 
 def test_call_returns_raises_and_times_out(daemon, rabbit, zaqar, names):
-    guest = Guest(zaqar, names.tenant_a, 'guestagent_%s' % names.guest,
-                  handler)
+    guest = Guest(zaqar.client(names.tenant_a),
+                  'guestagent_%s' % names.guest, handler)
     try:
         client = rpc_client(rabbit, names)
         ctx = {'project_id': names.tenant_a}

@@ -5,19 +5,17 @@ tokens (what a guest with auth_strategy = keystone does).  The bridge
 reaches each tenant's project with a trust that tenant's user gave it.
 """
 
-import sys
-import threading
 import time
 import uuid
 
 import oslo_messaging
-from oslo_messaging._drivers import common as rpc_common
 import pytest
 
 from tests.fixtures import keystone as ks_fixture
 from tests.fixtures import servers
 from tests.functional import bridgeutil
 from tests.functional.conftest import Conductor
+from tests.functional.test_rpc import Guest
 
 pytestmark = pytest.mark.functional
 
@@ -108,43 +106,16 @@ def rpc_client(rabbit, names, timeout=20):
                                          target, timeout=timeout)
 
 
-class Guest:
-    """Answers calls from its tenant's guest queue, with its own token."""
+def guest_agent(zaqar, tenant, names):
+    """Tenant's guest agent, with the tenant's own token."""
+    return Guest(zaqar.tenant_client(tenant), 'guestagent_%s' % names.guest,
+                 answer)
 
-    def __init__(self, zaqar, tenant, queue):
-        self.client = zaqar.tenant_client(tenant)
-        self.queue = self.client.queue(queue)
-        self.tokens = []
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
 
-    def run(self):
-        while not self.stopped.is_set():
-            for message in self.queue.claim(ttl=60, grace=60, limit=10):
-                self.answer(message.body)
-                message.delete()
-            time.sleep(0.05)
-
-    def answer(self, body):
-        msg = body['message']
-        self.tokens.append(body['reply']['token'])
-        try:
-            result, failure = {'method': msg['method']}, None
-            if msg['method'] == 'boom':
-                raise ValueError('no')
-        except Exception:
-            result = None
-            failure = rpc_common.serialize_remote_exception(sys.exc_info())
-        self.client.queue(body['reply']['queue']).post([{'ttl': 60, 'body': {
-            'bridge': 1, 'id': uuid.uuid4().hex,
-            'reply_token': body['reply']['token'],
-            'message': {'result': result, 'failure': failure,
-                        'ending': True, '_msg_id': msg['_msg_id']}}}])
-
-    def stop(self):
-        self.stopped.set()
-        self.thread.join()
+def answer(method, args):
+    if method == 'boom':
+        raise ValueError('no')
+    return {'method': method}
 
 
 def test_bridge_posts_into_a_project_only_a_reads(setup, rabbit, keystone,
@@ -212,7 +183,7 @@ def test_forged_foreign_and_replayed_reply_tokens(setup, rabbit, keystone,
                                                   zaqar_keystone):
     names, daemon, _ = setup
     a, b = keystone.tenants['a'], keystone.tenants['b']
-    guest = Guest(zaqar_keystone, a, 'guestagent_%s' % names.guest)
+    guest = guest_agent(zaqar_keystone, a, names)
     try:
         client = rpc_client(rabbit, names)
         assert client.call({'project_id': a.id}, 'status') == {
@@ -239,7 +210,7 @@ def test_no_secret_in_debug_log(setup, rabbit, keystone, zaqar_keystone):
     """--debug, traffic both ways: no password, secret or token logged."""
     names, daemon, _ = setup
     a = keystone.tenants['a']
-    guest = Guest(zaqar_keystone, a, 'guestagent_%s' % names.guest)
+    guest = guest_agent(zaqar_keystone, a, names)
     try:
         client = rpc_client(rabbit, names)
         client.call({'project_id': a.id, 'auth_token': 'ctx-token-9b1f'},
