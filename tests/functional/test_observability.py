@@ -13,16 +13,9 @@ from prometheus_client import parser
 import pytest
 
 from tests.functional import bridgeutil
+from tests.functional.test_daemon import FORWARD
 
 pytestmark = pytest.mark.functional
-
-FORWARD = '''
-direction = to_zaqar
-exchange = {exchange}
-binding_keys = guestagent.*
-tenant = context:project_id
-workers = 2
-'''
 
 METRICS = '''
 [metrics]
