@@ -207,13 +207,19 @@ class RouteError(ValueError):
         super().__init__(text)
 
 
+# Route attributes built from its options, not options themselves.
+DERIVED = ('tenant_resolver', 'guest_reply_pattern')
+
+
 class Route:
     """One validated route; attributes are the section's options."""
 
     def __init__(self, name, values):
         self.name = name
         self.__dict__.update(values)
+        # Built from the options when the route is checked.
         self.tenant_resolver = None
+        self.guest_reply_pattern = None
 
     @property
     def group(self):
@@ -246,7 +252,7 @@ class Route:
 
     def settings(self):
         return {k: v for k, v in self.__dict__.items()
-                if k != 'tenant_resolver'}
+                if k not in DERIVED}
 
 
 def register_opts(conf, name):
@@ -346,7 +352,8 @@ def _check_reverse(route):
         # Unused when only answers pass: they go to the caller's queue.
         route.routing_key = route.zaqar_queue
     try:
-        naming.QueuePattern(route.guest_reply_queue)
+        route.guest_reply_pattern = naming.QueuePattern(
+            route.guest_reply_queue)
     except naming.QueueNameError as exc:
         raise RouteError(name, 'guest_reply_queue', str(exc))
     if not route.tenants and route.tenant_discovery == 'none':

@@ -92,8 +92,7 @@ def _call_address(route, conf, tenant, message, msg_id):
             reply_q):
         raise Reject('a call needs a string _msg_id and a Zaqar queue name '
                      'in _reply_q (got %r)' % (reply_q,), msg_id)
-    if not naming.QueuePattern(route.guest_reply_queue).matches(reply_q,
-                                                                tenant):
+    if not route.guest_reply_pattern.matches(reply_q, tenant):
         raise Reject('_reply_q %r is not a reply queue of tenant %s (route '
                      '%s guest_reply_queue = %s)'
                      % (reply_q, tenant, route.name,
