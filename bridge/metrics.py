@@ -59,9 +59,9 @@ OPTS = [
                     'private temporary directory, removed at exit.'),
     cfg.FloatOpt('zaqar_check_interval', default=10.0, min=0.1,
                  help='Seconds between reachability checks of Zaqar by a '
-                      'to_zaqar worker that has nothing to post, so health '
-                      'and the systemd watchdog see an outage without '
-                      'traffic.'),
+                      'to_zaqar worker that has nothing to post, so '
+                      '/healthz and systemd\'s STATUS= see an outage '
+                      'without traffic.'),
 ]
 
 # Received -> delivered: milliseconds normally, up to an outage's length.

@@ -253,8 +253,8 @@ class Forwarder(mixins.ConsumerMixin):
     def check_zaqar(self):
         """With nothing to post, ask Zaqar now and then if it is there.
 
-        Health (and systemd's watchdog) then see a Zaqar outage, and its
-        end, without traffic.  Posts are the check while batches wait.
+        Health (/healthz, systemd's STATUS=) then sees a Zaqar outage, and
+        its end, without traffic.  Posts are the check while batches wait.
         """
         now = time.monotonic()
         if self.batches.pending or now < (
