@@ -1,9 +1,6 @@
 """Reverse path with a doorbell: no polling of empty queues."""
 
-import json
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 
@@ -11,6 +8,7 @@ from bridge.zaqar import doorbell
 from tests.functional import bridgeutil
 from tests.functional import test_observability
 from tests.functional import test_rpc
+from tests.unit import test_doorbell as test_unit_doorbell
 
 pytestmark = pytest.mark.functional
 
@@ -52,16 +50,9 @@ def subscription(zaqar, tenant, queue):
 
 def ring(port, headers, queue):
     """POST what Zaqar would to the doorbell; the HTTP status."""
-    body = json.dumps({'ttl': 300, 'body': {}, 'queue_name': queue,
-                       'Message_Type': 'Notification'}).encode()
-    request = urllib.request.Request(
-        'http://127.0.0.1:%d/' % port, data=body, method='POST',
-        headers=dict(headers, **{'Content-Type': 'application/json'}))
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
+    return test_unit_doorbell.post(port, headers, {
+        'ttl': 300, 'body': {}, 'queue_name': queue,
+        'Message_Type': 'Notification'})
 
 
 def refused(daemon):

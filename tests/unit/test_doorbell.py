@@ -112,11 +112,12 @@ def bell():
     server.stop()
 
 
-def post(bell, headers, body):
+def post(port, headers, body):
+    """POST ``body`` (JSON unless bytes) to a doorbell; the HTTP status."""
     request = urllib.request.Request(
-        'http://127.0.0.1:%d/' % bell.server.server_port, method='POST',
+        'http://127.0.0.1:%d/' % port, method='POST',
         data=body if isinstance(body, bytes) else json.dumps(body).encode(),
-        headers=headers)
+        headers=dict(headers, **{'Content-Type': 'application/json'}))
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status
@@ -125,15 +126,16 @@ def post(bell, headers, body):
 
 
 def test_doorbell_takes_proven_rings_only(bell):
+    port = bell.server.server_port
     good = {doorbell.TENANT_HEADER: 't1',
             doorbell.PROOF_HEADER: doorbell.proof(KEY, 't1', 'q')}
-    assert post(bell, good, {'queue_name': 'q'}) == 204
-    assert post(bell, dict(good, **{doorbell.TENANT_HEADER: 't2'}),
+    assert post(port, good, {'queue_name': 'q'}) == 204
+    assert post(port, dict(good, **{doorbell.TENANT_HEADER: 't2'}),
                 {'queue_name': 'q'}) == 403
-    assert post(bell, good, {'queue_name': 'q2'}) == 403
-    assert post(bell, {doorbell.TENANT_HEADER: 't1'},
+    assert post(port, good, {'queue_name': 'q2'}) == 403
+    assert post(port, {doorbell.TENANT_HEADER: 't1'},
                 {'queue_name': 'q'}) == 403
-    assert post(bell, good, b'not json') == 403
+    assert post(port, good, b'not json') == 403
     assert bell.seen.rings == [('t1', 'q')]
     assert bell.seen.refused == [('r1', 'invalid'), ('r1', 'invalid'),
                                  ('r1', 'missing'), ('r1', 'malformed')]
