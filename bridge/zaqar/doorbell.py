@@ -21,7 +21,8 @@ taken only if that proof matches the tenant it names and the
 ``queue_name`` of its body; copying its own headers, a tenant can at most
 ring its own queue.  Any other ring is answered 403 (Zaqar does not retry
 a 4xx), counted in ``bridge_doorbell_rings_refused_total{route,reason}``,
-logged at most once a minute, and never makes the bridge claim.
+logged at most once a minute per worker, and never makes the bridge
+claim.
 Subscribing updates the options of a subscription that already exists
 (Zaqar keeps the old ones on a repeated create), so subscriptions made
 before proofs existed get one when the bridge starts.
