@@ -694,6 +694,8 @@ KIND_NAMES = [('POST /queues/{q}/claims 201', 'claims with messages'),
               ('POST /queues/{q}/claims', 'claims'),
               ('DELETE /queues/{q}/messages/{id}', 'deletes'),
               ('POST /queues/{q}/subscriptions', 'subscribes'),
+              ('PATCH /queues/{q}/subscriptions/{id}',
+               'subscription PATCHes'),
               ('GET /queues/{q}/subscriptions/{id}', 'subscription GETs'),
               ('GET /queues', 'queue lists')]
 

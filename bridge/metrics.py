@@ -20,6 +20,9 @@ Per route:
 * ``bridge_tenants``: tenant queues a to_amqp route drains (summed over
   the live workers, each counting its shard; grows with
   ``tenant_discovery``)
+* ``bridge_doorbell_rings_refused_total{reason}``: doorbell rings dropped
+  because their proof was ``missing``, ``malformed`` or ``invalid`` (a
+  forgery, or a subscription not signed with this ``[rpc] reply_secret``)
 * ``bridge_workers``: live worker processes, and
   ``bridge_workers_configured``: how many the route should have (written
   by the master)
@@ -184,6 +187,11 @@ class Metrics:
             'bridge_tenants',
             'Tenant queues the route drains (to_amqp).', ['route'],
             multiprocess_mode='livesum', registry=None)
+        self._rings_refused = prom.Counter(
+            'bridge_doorbell_rings_refused',
+            'Doorbell rings dropped for lack of a valid proof, by reason '
+            '(missing, malformed, invalid); none made the bridge claim.',
+            ['route', 'reason'], registry=None)
         self._workers = prom.Gauge(
             'bridge_workers', 'Live worker processes of the route.',
             ['route'], multiprocess_mode='livesum', registry=None)
@@ -235,6 +243,10 @@ class Metrics:
         """This process drains ``n`` tenant queues of the route."""
         self._tenants.labels(route).set(n)
 
+    def ring_refused(self, route, reason):
+        """A doorbell ring without a valid proof was dropped."""
+        self._rings_refused.labels(route, reason).inc()
+
 
 class NullMetrics:
     """Same methods as :class:`Metrics`, doing nothing."""
@@ -243,7 +255,8 @@ class NullMetrics:
         pass
 
     configured = worker_started = received = forwarded = retried = \
-        dead_lettered = in_flight = connection = tenants = _nothing
+        dead_lettered = in_flight = connection = tenants = ring_refused = \
+        _nothing
 
 
 NULL = NullMetrics()

@@ -172,7 +172,10 @@ OPTS = [
                      'workers serve; Zaqar POSTs to it when a message is '
                      'posted to a tenant queue (needs zaqar-server\'s '
                      'notification pipeline), so empty queues are not '
-                     'polled at all. 0: no doorbell, poll.'),
+                     'polled at all. Needs [rpc] reply_secret: each '
+                     'subscription carries a proof for its tenant and '
+                     'queue, and a ring without one is refused. 0: no '
+                     'doorbell, poll.'),
     cfg.HostAddressOpt('doorbell_host', default='127.0.0.1',
                        help='to_amqp: address the doorbell listens on.'),
     cfg.URIOpt('doorbell_url', schemes=['http', 'https'],

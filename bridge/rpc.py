@@ -24,9 +24,13 @@ GROUP = 'rpc'
 OPTS = [
     cfg.StrOpt('reply_secret', secret=True,
                help='Secret key that signs reply addresses handed to '
-                    'guests (HMAC-SHA256). Every bridge that shares routes '
-                    'must use the same value. Required when any route '
-                    'uses envelope = oslo.'),
+                    'guests (HMAC-SHA256), and from which the key proving '
+                    'doorbell rings is derived. Every bridge that shares '
+                    'routes must use the same value. Required when any '
+                    'route uses envelope = oslo or a doorbell_port. '
+                    'Changing it invalidates outstanding reply addresses; '
+                    'doorbell subscriptions are signed again when each '
+                    'bridge restarts.'),
     cfg.IntOpt('reply_token_ttl', default=3600, min=10,
                help='Longest validity in seconds of a reply address. A '
                     'call\'s address expires with the call\'s own timeout '

@@ -98,6 +98,11 @@ def load_routes(conf):
     if any(r.envelope == 'oslo' for r in routes) and not conf.rpc.reply_secret:
         raise ConfigError('[rpc] reply_secret is required when a route uses '
                           'envelope = oslo (it signs reply addresses)')
+    for route in routes:
+        if route.doorbell_port and not conf.rpc.reply_secret:
+            raise ConfigError(str(routing.RouteError(
+                route.name, 'doorbell_port', '[rpc] reply_secret is '
+                'required with a doorbell (it signs the subscriptions)')))
     from bridge.zaqar import client
     problem = client.check_conf(conf, routes)
     if problem:

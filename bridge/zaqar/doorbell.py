@@ -11,15 +11,35 @@ the POST claims from that queue at once.  The POST itself is only a
 wake-up: the bridge never trusts or forwards its content, it claims the
 real messages from the tenant's queue.
 
+A ring must prove that the bridge asked for it.  A tenant can list the
+subscriptions of its queues (so it reads the bridge's headers), create
+subscriptions of its own to the same URL with any headers, and anyone who
+reaches the port can POST.  So each subscription also carries
+``X-Bridge-Proof``: an HMAC of (tenant, queue) under a key derived from
+``[rpc] reply_secret`` for this purpose only (:func:`key`).  A ring is
+taken only if that proof matches the tenant it names and the
+``queue_name`` of its body; copying its own headers, a tenant can at most
+ring its own queue.  Any other ring is answered 403 (Zaqar does not retry
+a 4xx), counted in ``bridge_doorbell_rings_refused_total{route,reason}``,
+logged at most once a minute per worker, and never makes the bridge
+claim.
+Subscribing updates the options of a subscription that already exists
+(Zaqar keeps the old ones on a repeated create), so subscriptions made
+before proofs existed get one when the bridge starts.
+
 Subscriptions are created with the fewest retries Zaqar accepts, so a
 bridge that is restarting doesn't tie up Zaqar's notifier; a missed ring
 is caught by the slow safety sweep of the reverse path.  All workers of a
 route bind the same port (SO_REUSEPORT); any of them may answer any ring.
 """
 
+import hashlib
+import hmac
 import json
+import re
 import socket
 import threading
+import time
 from wsgiref import simple_server
 
 from oslo_log import log
@@ -28,6 +48,13 @@ from zaqarclient.queues.v2 import core as zcore
 LOG = log.getLogger(__name__)
 
 TENANT_HEADER = 'X-Bridge-Tenant'
+PROOF_HEADER = 'X-Bridge-Proof'
+# The key of the proofs is HMAC(reply_secret, PURPOSE): a proof, which
+# tenants read, is an HMAC under a key used for nothing else.
+PURPOSE = b'amqp-zaqar-bridge doorbell proof v1'
+_PROOF_FORM = re.compile(r'[0-9a-f]{64}\Z')
+# Refused rings are logged at most once per this many seconds.
+REFUSAL_LOG_INTERVAL = 60.0
 # Long enough to never lapse in practice; the sweep re-creates lost ones.
 SUBSCRIPTION_TTL = 10 * 365 * 24 * 3600
 # As few retries as Zaqar accepts (it wants maximum_delay - minimum_delay
@@ -39,18 +66,59 @@ FEW_RETRIES = {'retries_with_no_delay': 0, 'minimum_delay_retries': 0,
 MAX_BODY = 512 * 1024
 
 
-def subscribe(client, queue, url, tenant):
+class RingRefused(ValueError):
+    """A ring without a valid proof; ``reason`` is a short metric label."""
+
+    def __init__(self, reason, message):
+        super().__init__(message)
+        self.reason = reason
+
+
+def key(secret):
+    """The doorbell's own key, derived from ``[rpc] reply_secret``."""
+    if not secret:
+        raise ValueError('no secret configured ([rpc] reply_secret)')
+    if isinstance(secret, str):
+        secret = secret.encode('utf-8')
+    return hmac.new(secret, PURPOSE, hashlib.sha256).digest()
+
+
+def proof(key, tenant, queue):
+    """The proof that the bridge subscribed ``tenant``'s ``queue``."""
+    text = json.dumps([tenant, queue], separators=(',', ':'))
+    return hmac.new(key, text.encode('utf-8'), hashlib.sha256).hexdigest()
+
+
+def check(key, tenant, queue, given):
+    """Raise RingRefused unless ``given`` proves (tenant, queue)."""
+    if not given:
+        raise RingRefused('missing', 'no %s header' % PROOF_HEADER)
+    if not tenant or not isinstance(queue, str) or not queue:
+        raise RingRefused('malformed', 'no tenant or no queue_name')
+    if not _PROOF_FORM.match(given):
+        raise RingRefused('malformed', '%s is not 64 hex digits'
+                          % PROOF_HEADER)
+    if not hmac.compare_digest(given, proof(key, tenant, queue)):
+        raise RingRefused('invalid', '%s does not match the tenant and '
+                          'queue' % PROOF_HEADER)
+
+
+def subscribe(client, queue, url, tenant, key):
     """Make Zaqar ring ``url`` for every message posted to ``queue``.
 
-    Idempotent: Zaqar keeps one subscription per (queue, subscriber).
-    One request: zaqarclient's ``client.subscription()`` reads the
-    subscription back after creating it.
+    Idempotent: Zaqar keeps one subscription per (queue, subscriber) and
+    answers a repeated create with the same id, keeping the old options;
+    so the options (headers with the proof) are then set on that id.
     """
+    options = {'post_headers': {TENANT_HEADER: tenant,
+                                PROOF_HEADER: proof(key, tenant, queue)},
+               '_retry_policy': FEW_RETRIES}
     req, trans = client._request_and_transport()
-    zcore.subscription_create(trans, req, queue, {
-        'subscriber': url, 'ttl': SUBSCRIPTION_TTL,
-        'options': {'post_headers': {TENANT_HEADER: tenant},
-                    '_retry_policy': FEW_RETRIES}})
+    created = zcore.subscription_create(trans, req, queue, {
+        'subscriber': url, 'ttl': SUBSCRIPTION_TTL, 'options': options})
+    req, trans = client._request_and_transport()
+    zcore.subscription_update(trans, req, queue, created['subscription_id'],
+                              {'ttl': SUBSCRIPTION_TTL, 'options': options})
 
 
 class _Server(simple_server.WSGIServer):
@@ -66,11 +134,41 @@ class _QuietHandler(simple_server.WSGIRequestHandler):
         pass
 
 
-class Doorbell:
-    """A small HTTP server calling ``ring(tenant, queue)`` per POST."""
+class _RefusalLog:
+    """One WARNING per interval about refused rings, however many come."""
 
-    def __init__(self, host, port, ring):
+    def __init__(self, route, interval=REFUSAL_LOG_INTERVAL):
+        self.route = route
+        self.interval = interval
+        self.next = 0.0
+        self.unlogged = 0
+
+    def refused(self, exc, tenant, queue, peer, now=None):
+        now = time.monotonic() if now is None else now
+        if now < self.next:
+            self.unlogged += 1
+            return
+        LOG.warning('Route %s: doorbell ring from %s for tenant %.80r queue '
+                    '%.80r refused (%s): not claiming; %d other ring(s) '
+                    'refused since the last such line', self.route, peer,
+                    tenant, queue, exc, self.unlogged)
+        self.next = now + self.interval
+        self.unlogged = 0
+
+
+class Doorbell:
+    """A small HTTP server calling ``ring(tenant, queue)`` per proven POST.
+
+    ``secret`` is ``[rpc] reply_secret``; ``url`` is what Zaqar rings.
+    """
+
+    def __init__(self, route, host, port, url, secret, ring, metrics):
+        self.route = route
+        self.url = url
+        self.key = key(secret)
         self.ring = ring
+        self.metrics = metrics
+        self.refusals = _RefusalLog(route)
         self.server = simple_server.make_server(
             host, port, self.app, server_class=_Server,
             handler_class=_QuietHandler)
@@ -85,6 +183,9 @@ class Doorbell:
         self.server.shutdown()
         self.server.server_close()
 
+    def subscribe(self, client, queue, tenant):
+        subscribe(client, queue, self.url, tenant, self.key)
+
     def app(self, environ, start_response):
         if environ['REQUEST_METHOD'] != 'POST':
             start_response('405 Method Not Allowed', [])
@@ -96,7 +197,15 @@ class Doorbell:
             queue = data.get('queue_name') if isinstance(data, dict) else None
         except ValueError:
             queue = None
-        if tenant and isinstance(queue, str):
-            self.ring(tenant, queue)
+        try:
+            check(self.key, tenant, queue,
+                  environ.get('HTTP_X_BRIDGE_PROOF', ''))
+        except RingRefused as exc:
+            self.metrics.ring_refused(self.route, exc.reason)
+            self.refusals.refused(exc, tenant, queue,
+                                  environ.get('REMOTE_ADDR', '?'))
+            start_response('403 Forbidden', [])
+            return [b'']
+        self.ring(tenant, queue)
         start_response('204 No Content', [])
         return [b'']

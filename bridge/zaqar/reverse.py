@@ -167,8 +167,10 @@ class Reverser:
     def run(self):
         if self.route.doorbell_port:
             self.doorbell = doorbell.Doorbell(
-                self.route.doorbell_host, self.route.doorbell_port,
-                self.schedule.ring).start()
+                self.route.name, self.route.doorbell_host,
+                self.route.doorbell_port, self.route.doorbell_url,
+                self.conf.rpc.reply_secret, self.schedule.ring,
+                self.metrics).start()
         errors = None
         try:
             while not self._stop.is_set():
@@ -205,8 +207,7 @@ class Reverser:
         if not self.route.doorbell_port or queue.subscribed:
             return
         try:
-            doorbell.subscribe(client, queue.name, self.route.doorbell_url,
-                               queue.tenant)
+            self.doorbell.subscribe(client, queue.name, queue.tenant)
         except zaqar_client.AccessError:
             raise   # not subscribed: tried again with the next claim
         except zaqar_client.PERMANENT_ERRORS as exc:

@@ -4,26 +4,67 @@ import time
 
 import pytest
 
+from bridge.zaqar import doorbell
 from tests.functional import bridgeutil
+from tests.functional import test_observability
 from tests.functional import test_rpc
+from tests.unit import test_doorbell as test_unit_doorbell
 
 pytestmark = pytest.mark.functional
 
 
-def start(tmp_path, rabbit, zaqar, names, sweep_interval):
+def start(tmp_path, rabbit, zaqar, names, sweep_interval, tenants=None,
+          workers=2, port=None):
+    """A daemon with a doorbell route; its ``doorbell_port`` and
+    ``metrics_port`` are set on it."""
+    port = port or bridgeutil.free_port()
+    metrics_port = bridgeutil.free_port()
     config = bridgeutil.write_config(tmp_path / 'bridge.conf', rabbit, zaqar,
                                      [('conductor', '''
         direction = to_amqp
         exchange = %s
         zaqar_queue = %s
-        tenants = %s, %s
+        tenants = %s
         allowed_methods = heartbeat
         doorbell_port = %d
         sweep_interval = %s
-        workers = 2
-        ''' % (names.exchange, names.conductor, names.tenant_a,
-               names.tenant_b, bridgeutil.free_port(), sweep_interval))])
-    return config, bridgeutil.Daemon(config, tmp_path / 'bridge.log').start(2)
+        workers = %d
+        ''' % (names.exchange, names.conductor,
+               ', '.join(tenants or (names.tenant_a, names.tenant_b)),
+               port, sweep_interval, workers))],
+                                     extra='[metrics]\nport = %d\n'
+                                     % metrics_port)
+    daemon = bridgeutil.Daemon(config, tmp_path / 'bridge.log')
+    daemon.doorbell_port, daemon.metrics_port = port, metrics_port
+    return config, daemon.start(workers)
+
+
+def subscription(zaqar, tenant, queue):
+    """The one subscription of ``tenant``'s ``queue``, once there."""
+    subs = bridgeutil.wait_until(
+        lambda: list(zaqar.client(tenant).queue(queue).subscriptions()),
+        what='the doorbell subscription of %s' % tenant)
+    assert len(subs) == 1, [(s.subscriber, s.options) for s in subs]
+    return subs[0]
+
+
+def ring(port, headers, queue):
+    """POST what Zaqar would to the doorbell; the HTTP status."""
+    return test_unit_doorbell.post(port, headers, {
+        'ttl': 300, 'body': {}, 'queue_name': queue,
+        'Message_Type': 'Notification'})
+
+
+def refused(daemon):
+    """{reason: rings refused} from the daemon's /metrics."""
+    found = test_observability.samples(daemon.metrics_port)
+    return {dict(labels)['reason']: value
+            for (name, labels), value in found.items()
+            if name == 'bridge_doorbell_rings_refused_total'}
+
+
+def delivered(conductor):
+    return [c[2]['n'] for c in conductor.calls if c[0] == 'heartbeat']
 
 
 def heartbeat(zaqar, tenant, queue, n):
@@ -72,6 +113,91 @@ def test_sweep_catches_a_lost_ring(tmp_path, rabbit, zaqar, names,
         # It subscribed again.
         bridgeutil.wait_until(lambda: list(queue.subscriptions()),
                               what='a new subscription')
+    finally:
+        assert daemon.stop() == 0
+        bridgeutil.delete_queues(rabbit, config)
+
+
+def test_forged_rings_make_no_claim(tmp_path, rabbit, zaqar, names,
+                                    conductor):
+    victim, attacker = names.tenant_b, names.tenant_a
+    # One worker and the victim's queue first: a round of claims that
+    # takes the attacker's message has claimed from every queue due
+    # before it, so once the attacker's later message arrived, any claim
+    # a forged ring caused has been made.  Same order at start-up: the
+    # attacker's queue is subscribed after the victim's was claimed.
+    config, daemon = start(tmp_path, rabbit, zaqar, names, 100000,
+                           tenants=(victim, attacker), workers=1)
+    port = daemon.doorbell_port
+    try:
+        subs = {t: subscription(zaqar, t, names.conductor)
+                for t in (victim, attacker)}
+        genuine = {t: s.options['post_headers'] for t, s in subs.items()}
+        assert set(genuine[victim]) == {doorbell.TENANT_HEADER,
+                                        doorbell.PROOF_HEADER}
+        # The victim's message waits, and nothing genuine rings for it.
+        subs[victim].delete()
+        heartbeat(zaqar, victim, names.conductor, 100)
+
+        # Forged by anyone who reaches the port: no proof, the
+        # attacker's own proof (read from its own subscription), junk.
+        copied = dict(genuine[attacker], **{doorbell.TENANT_HEADER: victim})
+        for headers in ({doorbell.TENANT_HEADER: victim}, copied,
+                        dict(copied, **{doorbell.PROOF_HEADER: 'junk'})):
+            assert ring(port, headers, names.conductor) == 403, headers
+        # Forged through Zaqar: the attacker's own subscription to the
+        # bridge (another spelling of its URL) with the copied headers.
+        zaqar.client(attacker).subscription(
+            names.conductor, subscriber='http://127.0.0.1:%d/?x' % port,
+            ttl=3600, options={'post_headers': copied})
+        heartbeat(zaqar, attacker, names.conductor, 1)
+        bridgeutil.wait_until(
+            lambda: refused(daemon) == {'missing': 1, 'malformed': 1,
+                                        'invalid': 2},
+            what=lambda: 'four refused rings, got %s' % refused(daemon))
+        heartbeat(zaqar, attacker, names.conductor, 2)
+        bridgeutil.wait_until(lambda: 2 in delivered(conductor),
+                              what='the attacker\'s own genuine ring')
+        assert 100 not in delivered(conductor)
+        stats = zaqar.client(victim).queue(names.conductor).stats
+        assert (stats['messages']['free'], stats['messages']['claimed']) \
+            == (1, 0), stats
+        daemon.wait_for_log(lambda t: 'for tenant %r queue %r refused'
+                            % (victim, names.conductor) in t,
+                            what='the refused ring logged')
+
+        # The victim's genuine ring (the headers the bridge gave it) does
+        # make the bridge claim that message.
+        assert ring(port, genuine[victim], names.conductor) == 204
+        bridgeutil.wait_until(lambda: 100 in delivered(conductor),
+                              what='the victim\'s message after its ring')
+        assert sorted(delivered(conductor)) == [1, 2, 100]
+    finally:
+        assert daemon.stop() == 0
+        bridgeutil.delete_queues(rabbit, config)
+
+
+def test_subscription_from_before_proofs_gets_one(tmp_path, rabbit, zaqar,
+                                                  names, conductor):
+    # As a bridge without proofs left it: same URL, only the tenant.
+    port = bridgeutil.free_port()
+    old = zaqar.client(names.tenant_a).subscription(
+        names.conductor, subscriber='http://127.0.0.1:%d/' % port,
+        ttl=3600, options={'post_headers': {
+            doorbell.TENANT_HEADER: names.tenant_a}})
+    # One worker, tenant_a first: once tenant_b is subscribed, tenant_a's
+    # start-up claim is over and only a ring can bring its message.
+    config, daemon = start(tmp_path, rabbit, zaqar, names, 100000,
+                           workers=1, port=port)
+    try:
+        subscription(zaqar, names.tenant_b, names.conductor)
+        sub = subscription(zaqar, names.tenant_a, names.conductor)
+        assert sub.id == old.id
+        assert doorbell.PROOF_HEADER in sub.options['post_headers']
+        heartbeat(zaqar, names.tenant_a, names.conductor, 1)
+        bridgeutil.wait_until(lambda: delivered(conductor) == [1],
+                              what='the ring of the re-signed subscription')
+        assert refused(daemon) == {}
     finally:
         assert daemon.stop() == 0
         bridgeutil.delete_queues(rabbit, config)

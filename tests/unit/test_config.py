@@ -110,3 +110,14 @@ def test_sample_config_is_current(tmp_path, generator, sample):
     committed = (root / 'etc' / sample).read_text()
     assert out.read_text() == committed, (
         'etc/%s is stale: run "tox -e genconfig"' % sample)
+
+
+def test_reply_secret_required_for_a_doorbell(tmp_path):
+    route = ('[route:r1]\ndirection = to_amqp\nenvelope = raw\nexchange = x\n'
+             'zaqar_queue = q\ntenants = t1\ndoorbell_port = 8899\n')
+    with pytest.raises(service.ConfigError, match=(
+            "^route 'r1' option 'doorbell_port': \\[rpc\\] reply_secret is "
+            "required with a doorbell")):
+        confutil.load(tmp_path, '[DEFAULT]\nroutes = r1\n' + route,
+                      base=False)
+    confutil.load(tmp_path, route)   # with a secret: fine

@@ -1,0 +1,141 @@
+"""The doorbell's proofs: only rings the bridge subscribed are taken."""
+
+import hashlib
+import hmac
+import json
+import logging
+import urllib.error
+import urllib.request
+
+import pytest
+
+from bridge.zaqar import doorbell
+
+KEY = doorbell.key('test-secret')
+
+
+def refused(tenant, queue, given):
+    with pytest.raises(doorbell.RingRefused) as info:
+        doorbell.check(KEY, tenant, queue, given)
+    return info.value.reason
+
+
+def test_proof_of_the_tenant_and_queue_is_taken():
+    doorbell.check(KEY, 't1', 'q', doorbell.proof(KEY, 't1', 'q'))
+
+
+@pytest.mark.parametrize('tenant, queue', [
+    ('t2', 'q'),       # another tenant's ring with t1's proof
+    ('t1', 'q2'),      # t1's other queue
+])
+def test_proof_of_another_tenant_or_queue_is_invalid(tenant, queue):
+    assert refused(tenant, queue, doorbell.proof(KEY, 't1', 'q')) == \
+        'invalid'
+
+
+def test_moving_the_boundary_between_tenant_and_queue_is_invalid():
+    given = doorbell.proof(KEY, 'ab', 'c')
+    assert refused('a', 'bc', given) == 'invalid'
+
+
+def test_proof_under_another_secret_is_invalid():
+    given = doorbell.proof(doorbell.key('other-secret'), 't1', 'q')
+    assert refused('t1', 'q', given) == 'invalid'
+
+
+@pytest.mark.parametrize('given', ['', None])
+def test_missing_proof(given):
+    assert refused('t1', 'q', given) == 'missing'
+
+
+@pytest.mark.parametrize('given', [
+    'junk',
+    doorbell.proof(KEY, 't1', 'q')[:-1],           # too short
+    doorbell.proof(KEY, 't1', 'q') + '0',          # too long
+    doorbell.proof(KEY, 't1', 'q').upper(),        # not our spelling
+    doorbell.proof(KEY, 't1', 'q')[:-1] + '\xe9',  # not ASCII
+    doorbell.proof(KEY, 't1', 'q') + '\n',
+])
+def test_malformed_proof(given):
+    assert refused('t1', 'q', given) == 'malformed'
+
+
+@pytest.mark.parametrize('tenant, queue', [('', 'q'), ('t1', None),
+                                           ('t1', ''), ('t1', ['q'])])
+def test_ring_without_tenant_or_queue_is_malformed(tenant, queue):
+    assert refused(tenant, queue, doorbell.proof(KEY, 't1', 'q')) == \
+        'malformed'
+
+
+def test_key_is_derived_for_the_doorbell_alone():
+    # A proof (which tenants read) is no MAC under the reply secret itself.
+    assert KEY != b'test-secret'
+    assert doorbell.proof(KEY, 't1', 'q') != hmac.new(
+        b'test-secret', json.dumps(['t1', 'q'], separators=(',', ':'))
+        .encode(), hashlib.sha256).hexdigest()
+    with pytest.raises(ValueError, match='reply_secret'):
+        doorbell.key('')
+
+
+def test_refusals_are_logged_once_per_interval(caplog):
+    log = doorbell._RefusalLog('r1', interval=60)
+    exc = doorbell.RingRefused('missing', 'no X-Bridge-Proof header')
+    with caplog.at_level(logging.WARNING):
+        for now in (100.0, 101.0, 150.0, 159.9, 160.0):
+            log.refused(exc, 't1', 'q', '10.0.0.1', now=now)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2
+    assert "Route r1: doorbell ring from 10.0.0.1 for tenant 't1' queue " \
+        "'q' refused (no X-Bridge-Proof header)" in lines[0]
+    assert '3 other ring(s) refused since the last such line' in lines[1]
+
+
+class Recorder:
+    def __init__(self):
+        self.rings = []
+        self.refused = []
+
+    def ring(self, tenant, queue):
+        self.rings.append((tenant, queue))
+
+    def ring_refused(self, route, reason):
+        self.refused.append((route, reason))
+
+
+@pytest.fixture
+def bell():
+    seen = Recorder()
+    server = doorbell.Doorbell('r1', '127.0.0.1', 0, 'http://x/',
+                               'test-secret', seen.ring, seen).start()
+    server.seen = seen
+    yield server
+    server.stop()
+
+
+def post(port, headers, body):
+    """POST ``body`` (JSON unless bytes) to a doorbell; the HTTP status."""
+    request = urllib.request.Request(
+        'http://127.0.0.1:%d/' % port, method='POST',
+        data=body if isinstance(body, bytes) else json.dumps(body).encode(),
+        headers=dict(headers, **{'Content-Type': 'application/json'}))
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_doorbell_takes_proven_rings_only(bell):
+    port = bell.server.server_port
+    good = {doorbell.TENANT_HEADER: 't1',
+            doorbell.PROOF_HEADER: doorbell.proof(KEY, 't1', 'q')}
+    assert post(port, good, {'queue_name': 'q'}) == 204
+    assert post(port, dict(good, **{doorbell.TENANT_HEADER: 't2'}),
+                {'queue_name': 'q'}) == 403
+    assert post(port, good, {'queue_name': 'q2'}) == 403
+    assert post(port, {doorbell.TENANT_HEADER: 't1'},
+                {'queue_name': 'q'}) == 403
+    assert post(port, good, b'not json') == 403
+    assert bell.seen.rings == [('t1', 'q')]
+    assert bell.seen.refused == [('r1', 'invalid'), ('r1', 'invalid'),
+                                 ('r1', 'missing'), ('r1', 'malformed')]
