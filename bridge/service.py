@@ -2,9 +2,11 @@
 
 import sys
 
+from cotyledon import oslo_config_glue
 from oslo_config import cfg
 from oslo_log import log
 
+from bridge import confcheck
 from bridge import opts
 from bridge import routing
 
@@ -27,6 +29,7 @@ class ConfigError(Exception):
 
 
 def register_opts(conf):
+    oslo_config_glue.register_opts(conf)    # read in the same file
     for group, options in opts.list_opts():
         if group.startswith(routing.GROUP_PREFIX):
             continue
@@ -38,10 +41,12 @@ def register_opts(conf):
                                group=None if group == 'DEFAULT' else group)
 
 
-def prepare_service(argv=None, config_files=None, conf=None):
+def prepare_service(argv=None, config_files=None, conf=None,
+                    description=None):
     """Parse the command line and config files, set up oslo.log.
 
-    Raises ConfigError with a one-line message for anything wrong.
+    ``description`` is what ``--help`` says the program does.  Raises
+    ConfigError with a one-line message for anything wrong.
     """
     conf = conf or cfg.ConfigOpts()
     log.register_options(conf)
@@ -50,7 +55,7 @@ def prepare_service(argv=None, config_files=None, conf=None):
         argv = sys.argv[1:]
     try:
         conf(argv, project='amqp-zaqar-bridge',
-             default_config_files=config_files)
+             default_config_files=config_files, description=description)
     except cfg.ConfigFilesNotFoundError as exc:
         raise ConfigError('config file not found: %s'
                           % ', '.join(exc.config_files))
@@ -71,24 +76,15 @@ def load_routes(conf):
     Raises ConfigError naming the route and option that are wrong.
     """
     from bridge.amqp import connection
+    _check_files(conf)
     try:
         connection.kombu_url(conf.transport_url)
     except connection.URLError as exc:
         raise ConfigError('[DEFAULT] transport_url: %s' % exc)
-    except (cfg.ConfigFileValueError, ValueError) as exc:
-        raise ConfigError('[DEFAULT] transport_url: %s' % exc)
-    for group, option in (('zaqar', 'url'), ('zaqar', 'auth_strategy')):
-        try:
-            conf[group][option]
-        except (cfg.ConfigFileValueError, ValueError) as exc:
-            raise ConfigError('[%s] %s: bad value: %s'
-                              % (group, option, str(exc).split('\n')[0]))
     try:
         routes, stray = routing.load(conf)
     except routing.RouteError as exc:
         raise ConfigError(str(exc))
-    except (cfg.ConfigFileValueError, ValueError) as exc:
-        raise ConfigError('[DEFAULT] routes: %s' % exc)
     if not routes:
         raise ConfigError('[DEFAULT] routes lists no route: nothing to '
                           'bridge')
@@ -103,3 +99,31 @@ def load_routes(conf):
     if problem:
         raise ConfigError(problem)
     return routes
+
+
+def _check_files(conf):
+    """Refuse unknown options and bad values in the bridge's sections.
+
+    Sections of other programs sharing the file are left alone; in the
+    bridge's own, the options of the libraries reading them (oslo.log,
+    cotyledon, keystoneauth) are known too.
+    """
+    own = {group for group, _ in opts.list_opts()
+           if not group.startswith(routing.GROUP_PREFIX)}
+    known = {group: options
+             for group, options in confcheck.known_options().items()
+             if group in own}
+    sections = dict(known)
+    sections.update((routing.GROUP_PREFIX + name, routing.OPTS)
+                    for name in conf.routes)
+    problem = confcheck.unknown_options(conf, sections)
+    if problem:
+        raise ConfigError(problem)
+    for group, options in known.items():
+        for opt in options:
+            try:
+                confcheck.value(conf, group, opt)
+            except cfg.NoSuchOptError:
+                continue    # keystoneauth's, registered when loaded
+            except confcheck.BadValue as exc:
+                raise ConfigError('[%s] %s: %s' % (group, opt.dest, exc))
