@@ -36,9 +36,9 @@ class BadValue(ValueError):
 def _files(conf):
     """The config files ``conf`` read, in the order it read them."""
     files = list(conf.config_file or ())
-    if conf.config_dir:
+    for directory in conf.config_dir or ():     # a ListOpt, oddly
         files += sorted(glob.glob(os.path.join(
-            os.path.expanduser(conf.config_dir), '*.conf')))
+            os.path.expanduser(directory), '*.conf')))
     return files
 
 
@@ -69,6 +69,8 @@ def _raw(conf, group, opt):
 
 
 def _number(kind, low, high):
+    low, high = (repr(n).rstrip('0').rstrip('.') if isinstance(n, float)
+                 else n for n in (low, high))
     if low is not None and high is not None:
         return '%s from %s to %s' % (kind, low, high)
     if low is not None:
@@ -100,8 +102,9 @@ def allowed(type_):
     if isinstance(type_, types.List):
         return 'a comma-separated list of %s' % allowed(type_.item_type)
     if isinstance(type_, types.Dict):
-        return 'comma-separated key:value pairs, each value %s' % allowed(
-            type_.value_type)
+        values = allowed(type_.value_type)
+        return 'comma-separated key:value pairs' + (
+            '' if values == 'text' else ', each value %s' % values)
     if isinstance(type_, types.IPAddress):
         return 'an IP address'
     if isinstance(type_, (types.HostAddress, types.HostDomain)):
