@@ -16,6 +16,7 @@ module gives the bridge's own words for both:
 import difflib
 import glob
 import os
+import re
 
 from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1 import loading as ks_loading
@@ -27,6 +28,10 @@ from oslo_config import types
 # etc/amqp-zaqar-bridge-config-generator.conf).
 NAMESPACES = ('amqp_zaqar_bridge', 'cotyledon', 'oslo.log')
 DEFAULT = 'DEFAULT'
+# What oslo.config writes (and then exits 1) for a command line option
+# whose value in a file is bad (ConfigOpts._validate_cli_options).
+_CLI_VALUE = re.compile(r'^argument --(?P<dest>\w+): Invalid .* value: '
+                        r'(?P<value>.*)$')
 
 
 class BadValue(ValueError):
@@ -133,6 +138,19 @@ def value(conf, group, opt):
         given = ' %r' % raw if raw is not None else ''
         raise BadValue('bad value%s: must be %s'
                        % (given, allowed(opt.type))) from None
+
+
+def bad_cli_value(said):
+    """The bridge's line for oslo.config's ``said`` about a command line
+    option (oslo.log's ``debug``...) set to a bad value in [DEFAULT]."""
+    match = _CLI_VALUE.match(said.strip())
+    if not match:
+        return None
+    for opt in known_options().get(DEFAULT, ()):
+        if opt.dest == match.group('dest'):
+            return ('[DEFAULT] %s: bad value %r: must be %s'
+                    % (opt.dest, match.group('value'), allowed(opt.type)))
+    return None
 
 
 def known_options():

@@ -1,5 +1,7 @@
 """Configuration and logging set-up shared by the daemon and the CLI."""
 
+import contextlib
+import io
 import sys
 
 from cotyledon import oslo_config_glue
@@ -54,8 +56,8 @@ def prepare_service(argv=None, config_files=None, conf=None,
     if argv is None:
         argv = sys.argv[1:]
     try:
-        conf(argv, project='amqp-zaqar-bridge',
-             default_config_files=config_files, description=description)
+        _parse(conf, argv, project='amqp-zaqar-bridge',
+               default_config_files=config_files, description=description)
     except cfg.ConfigFilesNotFoundError as exc:
         raise ConfigError('config file not found: %s'
                           % ', '.join(exc.config_files))
@@ -68,6 +70,24 @@ def prepare_service(argv=None, config_files=None, conf=None,
         'cotyledon=INFO', 'stevedore=WARN', 'kombu=INFO', 'amqp=INFO'])
     log.setup(conf, 'amqp-zaqar-bridge')
     return conf
+
+
+def _parse(conf, argv, **kwargs):
+    """``conf(argv, **kwargs)``, where a command line option set to a bad
+    value in a file (oslo.config writes its own line and exits) raises
+    ConfigError in the bridge's words instead."""
+    said = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(said):
+            conf(argv, **kwargs)
+    except SystemExit:
+        problem = confcheck.bad_cli_value(said.getvalue())
+        if problem:
+            said = io.StringIO()        # said once, below
+            raise ConfigError(problem) from None
+        raise
+    finally:
+        sys.stderr.write(said.getvalue())
 
 
 def load_routes(conf):

@@ -155,11 +155,16 @@ ROUTE = "[route:r1]\ndirection = to_zaqar\nexchange = x\ntenant = static:p\n"
     (ROUTE + '[DEFAULT]\ngraceful_shutdown_timeout = soon\n',
      "[DEFAULT] graceful_shutdown_timeout: bad value 'soon': must be an "
      "integer"),
+    # oslo.log's command line option set in the file: oslo.config itself
+    # would write "argument --debug: Invalid Boolean value" and exit 1
+    (ROUTE + '[DEFAULT]\ndebug = ture\n',
+     "[DEFAULT] debug: bad value 'ture': must be true or false"),
 ])
-def test_bad_value_says_what_is_allowed(tmp_path, text, message):
+def test_bad_value_says_what_is_allowed(tmp_path, capsys, text, message):
     with pytest.raises(service.ConfigError) as err:
         confutil.load(tmp_path, text)
     assert str(err.value) == message
+    assert capsys.readouterr().err == ''    # said once, by the caller
     # none of oslo.config's internals
     assert 'LocationInfo' not in message and 'URIReference' not in message
 
