@@ -17,6 +17,7 @@ import string
 
 from oslo_config import cfg
 
+from bridge import confcheck
 from bridge import naming
 from bridge.tenant import rules as tenant_rules
 
@@ -86,7 +87,8 @@ OPTS = [
                     'for a resolver in the entry point group '
                     'amqp_zaqar_bridge.tenant_resolvers. Required.'),
     cfg.StrOpt('zaqar_queue', default='{routing_key}',
-               help='Zaqar queue name template. to_zaqar fields: '
+               help='Zaqar queue name template (required for to_amqp; '
+                    'the default is for to_zaqar). to_zaqar fields: '
                     '{routing_key}, {exchange}, {route}, {tenant}, {topic}, '
                     '{server} (topic and server split at the first dot). '
                     'to_amqp fields: {tenant}, {route}. The result is '
@@ -290,18 +292,18 @@ def _read(conf, name):
     values = {}
     for opt in OPTS:
         try:
-            values[opt.dest] = conf[group][opt.dest]
-        except (cfg.ConfigFileValueError, ValueError) as exc:
-            raise RouteError(name, opt.dest, 'bad value: %s'
-                             % _short(exc))
+            values[opt.dest] = confcheck.value(conf, group, opt)
+        except confcheck.BadValue as exc:
+            raise RouteError(name, opt.dest, str(exc))
         if opt.dest in REQUIRED and values[opt.dest] is None:
             raise RouteError(name, opt.dest, 'is required')
+    if (values['direction'] == TO_AMQP and conf.get_location(
+            'zaqar_queue', group).location == cfg.Locations.opt_default):
+        # The default, {routing_key}, names the forward path's queues.
+        raise RouteError(name, 'zaqar_queue', 'is required for a to_amqp '
+                         'route: the queue drained in each tenant, e.g. '
+                         'zaqar_queue = conductor')
     return values
-
-
-def _short(exc):
-    text = str(exc)
-    return text.split('\n')[0]
 
 
 def load_route(conf, name, sections=None):

@@ -1,10 +1,14 @@
 """Configuration and logging set-up shared by the daemon and the CLI."""
 
+import contextlib
+import io
 import sys
 
+from cotyledon import oslo_config_glue
 from oslo_config import cfg
 from oslo_log import log
 
+from bridge import confcheck
 from bridge import opts
 from bridge import routing
 
@@ -27,6 +31,7 @@ class ConfigError(Exception):
 
 
 def register_opts(conf):
+    oslo_config_glue.register_opts(conf)    # read in the same file
     for group, options in opts.list_opts():
         if group.startswith(routing.GROUP_PREFIX):
             continue
@@ -38,10 +43,12 @@ def register_opts(conf):
                                group=None if group == 'DEFAULT' else group)
 
 
-def prepare_service(argv=None, config_files=None, conf=None):
+def prepare_service(argv=None, config_files=None, conf=None,
+                    description=None):
     """Parse the command line and config files, set up oslo.log.
 
-    Raises ConfigError with a one-line message for anything wrong.
+    ``description`` is what ``--help`` says the program does.  Raises
+    ConfigError with a one-line message for anything wrong.
     """
     conf = conf or cfg.ConfigOpts()
     log.register_options(conf)
@@ -49,8 +56,8 @@ def prepare_service(argv=None, config_files=None, conf=None):
     if argv is None:
         argv = sys.argv[1:]
     try:
-        conf(argv, project='amqp-zaqar-bridge',
-             default_config_files=config_files)
+        _parse(conf, argv, project='amqp-zaqar-bridge',
+               default_config_files=config_files, description=description)
     except cfg.ConfigFilesNotFoundError as exc:
         raise ConfigError('config file not found: %s'
                           % ', '.join(exc.config_files))
@@ -65,30 +72,39 @@ def prepare_service(argv=None, config_files=None, conf=None):
     return conf
 
 
+def _parse(conf, argv, **kwargs):
+    """``conf(argv, **kwargs)``, where a command line option set to a bad
+    value in a file (oslo.config writes its own line and exits) raises
+    ConfigError in the bridge's words instead."""
+    said = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(said):
+            conf(argv, **kwargs)
+    except SystemExit:
+        problem = confcheck.bad_cli_value(said.getvalue())
+        if problem:
+            said = io.StringIO()        # said once, below
+            raise ConfigError(problem) from None
+        raise
+    finally:
+        sys.stderr.write(said.getvalue())
+
+
 def load_routes(conf):
     """Validate the whole configuration; return the routes.
 
     Raises ConfigError naming the route and option that are wrong.
     """
     from bridge.amqp import connection
+    _check_files(conf)
     try:
         connection.kombu_url(conf.transport_url)
     except connection.URLError as exc:
         raise ConfigError('[DEFAULT] transport_url: %s' % exc)
-    except (cfg.ConfigFileValueError, ValueError) as exc:
-        raise ConfigError('[DEFAULT] transport_url: %s' % exc)
-    for group, option in (('zaqar', 'url'), ('zaqar', 'auth_strategy')):
-        try:
-            conf[group][option]
-        except (cfg.ConfigFileValueError, ValueError) as exc:
-            raise ConfigError('[%s] %s: bad value: %s'
-                              % (group, option, str(exc).split('\n')[0]))
     try:
         routes, stray = routing.load(conf)
     except routing.RouteError as exc:
         raise ConfigError(str(exc))
-    except (cfg.ConfigFileValueError, ValueError) as exc:
-        raise ConfigError('[DEFAULT] routes: %s' % exc)
     if not routes:
         raise ConfigError('[DEFAULT] routes lists no route: nothing to '
                           'bridge')
@@ -108,3 +124,31 @@ def load_routes(conf):
     if problem:
         raise ConfigError(problem)
     return routes
+
+
+def _check_files(conf):
+    """Refuse unknown options and bad values in the bridge's sections.
+
+    Sections of other programs sharing the file are left alone; in the
+    bridge's own, the options of the libraries reading them (oslo.log,
+    cotyledon, keystoneauth) are known too.
+    """
+    own = {group for group, _ in opts.list_opts()
+           if not group.startswith(routing.GROUP_PREFIX)}
+    known = {group: options
+             for group, options in confcheck.known_options().items()
+             if group in own}
+    sections = dict(known)
+    sections.update((routing.GROUP_PREFIX + name, routing.OPTS)
+                    for name in conf.routes)
+    problem = confcheck.unknown_options(conf, sections)
+    if problem:
+        raise ConfigError(problem)
+    for group, options in known.items():
+        for opt in options:
+            try:
+                confcheck.value(conf, group, opt)
+            except cfg.NoSuchOptError:
+                continue    # keystoneauth's, registered when loaded
+            except confcheck.BadValue as exc:
+                raise ConfigError('[%s] %s: %s' % (group, opt.dest, exc))

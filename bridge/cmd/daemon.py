@@ -6,9 +6,17 @@ from bridge import daemon
 from bridge import service
 
 
+DESCRIPTION = ('Bridge selected RabbitMQ (oslo.messaging) traffic to '
+               'per-tenant Zaqar queues and back, as the [route:NAME] '
+               'sections of the configuration say, so guests in tenant VMs '
+               'talk to the control plane without reaching its broker. '
+               'Runs in the foreground; SIGHUP reloads the configuration. '
+               'amqp-zaqar-bridge-manage checks and inspects it.')
+
+
 def main(argv=None):
     try:
-        conf = service.prepare_service(argv)
+        conf = service.prepare_service(argv, description=DESCRIPTION)
         routes = service.load_routes(conf)
     except service.ConfigError as exc:
         sys.stderr.write('amqp-zaqar-bridge: %s\n' % exc)

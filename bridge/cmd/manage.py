@@ -39,28 +39,30 @@ def _route_rows(routes):
 
 
 def check_config(conf, routes):
-    output.show(conf, _route_rows(routes), 'Routes:')
-    failures = []
     rabbit = checks.rabbitmq(conf)
     zaqar = checks.zaqar(conf)
-    sides = [{'side': 'RabbitMQ',
-              'address': amqp_connection.redact(conf.transport_url),
+    rabbit_url = amqp_connection.redact(conf.transport_url)
+    sides = [{'side': 'RabbitMQ', 'address': rabbit_url,
               'status': 'unreachable: %s' % rabbit if rabbit else 'ok'},
              {'side': 'Zaqar', 'address': conf.zaqar.url,
               'status': 'unreachable: %s' % zaqar if zaqar else 'ok'}]
-    if conf.command.format != 'json':
-        print()
-    output.show(conf, sides, 'Connections:')
+    problems = []
     if rabbit:
-        failures.append('RabbitMQ at %s is unreachable: %s'
-                        % (amqp_connection.redact(conf.transport_url),
-                           rabbit))
+        problems.append('RabbitMQ at %s is unreachable: %s'
+                        % (rabbit_url, rabbit))
     if zaqar:
-        failures.append('Zaqar at %s is unreachable: %s'
+        problems.append('Zaqar at %s is unreachable: %s'
                         % (conf.zaqar.url, zaqar))
-    for line in failures:
-        sys.stderr.write('amqp-zaqar-bridge-manage: %s\n' % line)
-    return 1 if failures else 0
+    if conf.command.format == 'json':
+        print(output.to_json({'routes': _route_rows(routes),
+                              'connections': sides, 'problems': problems}))
+    else:
+        print(output.table(_route_rows(routes), 'Routes:'))
+        print()
+        print(output.table(sides, 'Connections:'))
+    for line in problems:
+        sys.stderr.write('%s: %s\n' % (cli.PROG, line))
+    return 1 if problems else 0
 
 
 def show_routes(conf, routes):
@@ -97,11 +99,44 @@ def _error(text, code):
     return code
 
 
+DESCRIPTION = ('The operator\'s command line of amqp-zaqar-bridge: check '
+               'its configuration and the servers it joins, list its '
+               'routes and their flow, inspect, replay or purge dead '
+               'letters, and issue pre-signed Zaqar URLs for guests. '
+               '--config-file and --config-dir may come before or after '
+               'the command.')
+CONFIG_OPTIONS = ('--config-file', '--config-dir')
+
+
+def config_options_first(argv):
+    """``argv`` with the config file options moved before the command.
+
+    They are options of the program, not of its commands, but an operator
+    writes them anywhere (``check-config --config-file X``); each keeps
+    its value and its order among the others.
+    """
+    first, rest = [], []
+    args = iter(argv)
+    for arg in args:
+        if arg == '--':
+            rest += [arg] + list(args)
+        elif arg.split('=', 1)[0] in CONFIG_OPTIONS:
+            first.append(arg)
+            if '=' not in arg:
+                first += [value for value in [next(args, None)]
+                          if value is not None]
+        else:
+            rest.append(arg)
+    return first + rest
+
+
 def main(argv=None):
     conf = cfg.ConfigOpts()
     conf.register_cli_opt(COMMAND_OPT)
+    argv = config_options_first(sys.argv[1:] if argv is None else argv)
     try:
-        conf = service.prepare_service(argv, conf=conf)
+        conf = service.prepare_service(argv, conf=conf,
+                                       description=DESCRIPTION)
         routes = service.load_routes(conf)
     except service.ConfigError as exc:
         return _error(exc, 2)

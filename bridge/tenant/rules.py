@@ -20,6 +20,7 @@ answering ``resolve(incoming) -> project or None``; it raises
 :class:`Incoming`.  Rules only ever look at control-plane (trusted) data.
 """
 
+from importlib import metadata
 import re
 
 NAMESPACE = 'amqp_zaqar_bridge.tenant_resolvers'
@@ -97,19 +98,19 @@ def load(rule):
     Raises ValueError with a message naming what is wrong.
     """
     from stevedore import driver
-    from stevedore import exception as sexc
 
     kind, sep, argument = (rule or '').partition(':')
     if not sep or not kind:
         raise ValueError('%r is not <kind>:<argument> (context:project_id, '
                          'header:<name>, routing_key:<regex>, '
                          'static:<project>, or a plugin)' % (rule,))
+    # Looked up first: stevedore logs a warning for a name it can't find.
+    if kind not in {ep.name for ep in metadata.entry_points(group=NAMESPACE)}:
+        raise ValueError('unknown tenant rule kind %r (no entry point in %s)'
+                         % (kind, NAMESPACE))
     try:
         manager = driver.DriverManager(NAMESPACE, kind, invoke_on_load=True,
                                        invoke_args=(argument,))
-    except sexc.NoMatches:
-        raise ValueError('unknown tenant rule kind %r (no entry point in %s)'
-                         % (kind, NAMESPACE))
     except ValueError:
         raise
     except Exception as exc:

@@ -358,6 +358,18 @@ def metrics_server():
     server.server_close()
 
 
+def test_check_config_json_with_both_servers_up(tmp_path, rabbit, zaqar,
+                                               names):
+    config = write_config(tmp_path, rabbit, zaqar, names)
+    result = manage(config, 'check-config', '--format', 'json')
+    document = json.loads(result.stdout)
+    assert document['problems'] == []
+    assert [c['status'] for c in document['connections']] == ['ok', 'ok']
+    assert [(r['route'], r['direction']) for r in document['routes']] == [
+        ('guests', 'to_zaqar'), ('conductor', 'to_amqp')]
+    assert result.stderr == ''
+
+
 def test_status_reads_metrics(tmp_path, rabbit, zaqar, names,
                               metrics_server):
     config = write_config(tmp_path, rabbit, zaqar, names)

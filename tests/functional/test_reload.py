@@ -76,6 +76,14 @@ def test_sighup_applies_route_changes(tmp_path, rabbit, zaqar, unique_name):
             expect="Reload refused, the running configuration stays: "
                    "route 'c' option 'tenant'")
         assert pid_a in daemon.worker_pids()
+        # So is an option the bridge does not know (a misspelling).
+        hup(daemon, [('a', textwrap.dedent(forward(ex_a))
+                      + 'binding_key = other.*\n'),
+                     ('b', reverse(ex_b, tenant))],
+            expect="Reload refused, the running configuration stays: "
+                   "[route:a] in %s: unknown option binding_key (did you "
+                   "mean binding_keys?)" % config)
+        assert pid_a in daemon.worker_pids()
         # Change a: it restarts with its new bindings; b is untouched.
         pid_b = daemon.pid_logging('Route b: connected')
         hup(daemon, [('a', forward(ex_a, 'guestagent.*, other.*')),
