@@ -8,6 +8,7 @@ from oslo_log import log
 from bridge import admin
 from bridge.admin import cli
 from bridge.admin import deadletter_commands
+from bridge.admin import idle_queues
 from bridge.admin import output
 from bridge.admin import signed_url
 from bridge.admin import status
@@ -58,9 +59,30 @@ def check_config(conf, routes):
     if zaqar:
         failures.append('Zaqar at %s is unreachable: %s'
                         % (conf.zaqar.url, zaqar))
-    for line in failures:
+    notes = [] if rabbit else _idle_queues(conf, routes)
+    for line in failures + notes:
         sys.stderr.write('amqp-zaqar-bridge-manage: %s\n' % line)
     return 1 if failures else 0
+
+
+def _idle_queues(conf, routes):
+    """Show consumerless queues the routes feed; the lines to warn with."""
+    command = conf.command.rabbitmqctl
+    if not command:
+        return []
+    vhost = amqp_connection.connection(conf).virtual_host
+    try:
+        rows = idle_queues.inspect(command, vhost, routes,
+                                   idle_queues.own_queues(conf, routes))
+    except admin.Failure as exc:
+        return ['note: queues without consumers not checked (%s); run '
+                'check-config on a broker node or give --rabbitmqctl' % exc]
+    if conf.command.format != 'json':
+        print()
+    output.show(conf, rows, 'Queues without consumers where the routes\' '
+                'messages go (%s, vhost %s):' % (command, vhost))
+    line = idle_queues.warning(rows)
+    return [line] if line else []
 
 
 def show_routes(conf, routes):
@@ -70,19 +92,23 @@ def show_routes(conf, routes):
 
 COMMANDS = {
     'check-config': (check_config, 'Validate the configuration, list the '
-                     'routes and connect to RabbitMQ and Zaqar.'),
+                     'routes, connect to RabbitMQ and Zaqar, and list '
+                     'queues without consumers where the routes\' messages '
+                     'go.', idle_queues.add_arguments),
     'routes': (show_routes, 'What each route binds, its tenant rule and '
-               'its queues.'),
+               'its queues.', None),
 }
 # Commands with options of their own add their parsers themselves.
 MODULES = (deadletter_commands, signed_url, status)
 
 
 def add_command_parsers(subparsers):
-    for name, (func, help_text) in COMMANDS.items():
+    for name, (func, help_text, add_arguments) in COMMANDS.items():
         parser = cli.add_parser(subparsers, name, help=help_text)
         parser.set_defaults(func=func)
         cli.add_format_option(parser)
+        if add_arguments:
+            add_arguments(parser)
     for module in MODULES:
         module.add_parser(subparsers)
 
