@@ -31,7 +31,7 @@ Properties the bridge and the guest driver rely on:
   does not depend on the length, and so that it is over ASCII only.
   Otherwise two names share a queue only if they have the same 47-character
   prefix and the same 64-bit digest: for k long names with one prefix
-  the chance of any collision is about k^2 / 2^65 (1e-8 for a million);
+  the chance of any collision is about k^2 / 2^65 (3e-8 for a million);
   finding a second name for a given queue takes about 2^64 SHA-256
   computations.
 * Idempotent: a mapped name is a valid name and maps to itself, shortened

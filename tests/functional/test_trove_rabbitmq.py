@@ -109,8 +109,18 @@ def cast(url, exchange, topic, **kw):
         transport.cleanup()
 
 
-def test_policy_expires_trove_guest_queues(vhost, names):
+@pytest.mark.parametrize('command', ['set_policy', 'set_operator_policy'])
+def test_policy_expires_trove_guest_queues(vhost, names, command):
     policy = shipped_policy()
+    expected_policy = POLICY_NAME
+    if command == 'set_operator_policy':
+        # README: with another policy on these queues (which would win:
+        # one policy per queue), an operator policy combines with it.
+        vhost.ctl('set_policy', '-p', vhost.name, '--priority', '10',
+                  '--apply-to', 'queues', 'other', '.*',
+                  '{"max-length": 100000}')
+        expected_policy = 'other'
+        policy[0] = command
     vhost.ctl(*policy[:-1], '-p', vhost.name, policy[-1])
     instance = 'a3c1e2f4-5b6d-4e7f-8a9b-0c1d2e3f4a5b'
     guest_queues = {'guestagent.' + instance,
@@ -121,8 +131,9 @@ def test_policy_expires_trove_guest_queues(vhost, names):
     start_and_stop_server(vhost.url, names.exchange, names.conductor, 'c1')
     queues = vhost.queues()
     assert {q: queues[q][1:] for q in guest_queues} == dict.fromkeys(
-        guest_queues, (0, POLICY_NAME))
-    assert queues[names.conductor][1:] == (0, '')
+        guest_queues, (0, expected_policy))
+    if command == 'set_policy':
+        assert queues[names.conductor][1:] == (0, '')
     definition = json.loads(policy[-1])
     assert definition['expires'] >= definition['message-ttl'] >= 1800000
     # Waiting an hour is not a test: the same policy, scaled down, one
