@@ -122,6 +122,7 @@ def test_tenant_templates_keep_tenants_apart_when_shortened():
 def test_tenant_pattern_counts_only_the_kept_prefix():
     # Tenant ids of 46 characters keep "<tenant>-" in a shortened name.
     pattern = naming.QueuePattern('{tenant}-*')
+    assert naming.MAX_TENANT_LENGTH == 46
     t46 = 'c' * 46
     assert pattern.matches(t46 + '-reply_1', t46)
     # A 47-character tenant X would otherwise match the shortened name of
