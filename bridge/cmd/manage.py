@@ -8,6 +8,7 @@ from oslo_log import log
 from bridge import admin
 from bridge.admin import cli
 from bridge.admin import deadletter_commands
+from bridge.admin import idle_queues
 from bridge.admin import output
 from bridge.admin import signed_url
 from bridge.admin import status
@@ -53,16 +54,47 @@ def check_config(conf, routes):
     if zaqar:
         problems.append('Zaqar at %s is unreachable: %s'
                         % (conf.zaqar.url, zaqar))
+    idle, notes = (None, []) if rabbit else _idle_queues(conf, routes)
     if conf.command.format == 'json':
-        print(output.to_json({'routes': _route_rows(routes),
-                              'connections': sides, 'problems': problems}))
+        document = {'routes': _route_rows(routes), 'connections': sides,
+                    'problems': problems}
+        if idle is not None:
+            document['idle_queues'] = idle
+        print(output.to_json(document))
     else:
         print(output.table(_route_rows(routes), 'Routes:'))
         print()
         print(output.table(sides, 'Connections:'))
-    for line in problems:
+        if idle is not None:
+            print()
+            print(output.table(idle, 'Queues without consumers where the '
+                               'routes\' messages go (%s, vhost %s):' % (
+                                   conf.command.rabbitmqctl,
+                                   amqp_connection.connection(conf)
+                                   .virtual_host)))
+    for line in problems + notes:
         sys.stderr.write('%s: %s\n' % (cli.PROG, line))
     return 1 if problems else 0
+
+
+def _idle_queues(conf, routes):
+    """Consumerless queues the routes feed: (rows or None, warning lines).
+
+    ``None`` rows: not checked (no rabbitmqctl, or it failed).
+    """
+    command = conf.command.rabbitmqctl
+    if not command:
+        return None, []
+    vhost = amqp_connection.connection(conf).virtual_host
+    try:
+        rows = idle_queues.inspect(command, vhost, routes,
+                                   idle_queues.own_queues(conf, routes))
+    except admin.Failure as exc:
+        return None, ['note: queues without consumers not checked (%s); '
+                      'run check-config on a broker node or give '
+                      '--rabbitmqctl' % exc]
+    line = idle_queues.warning(rows)
+    return rows, [line] if line else []
 
 
 def show_routes(conf, routes):
@@ -72,19 +104,23 @@ def show_routes(conf, routes):
 
 COMMANDS = {
     'check-config': (check_config, 'Validate the configuration, list the '
-                     'routes and connect to RabbitMQ and Zaqar.'),
+                     'routes, connect to RabbitMQ and Zaqar, and list '
+                     'queues without consumers where the routes\' messages '
+                     'go.', idle_queues.add_arguments),
     'routes': (show_routes, 'What each route binds, its tenant rule and '
-               'its queues.'),
+               'its queues.', None),
 }
 # Commands with options of their own add their parsers themselves.
 MODULES = (deadletter_commands, signed_url, status)
 
 
 def add_command_parsers(subparsers):
-    for name, (func, help_text) in COMMANDS.items():
+    for name, (func, help_text, add_arguments) in COMMANDS.items():
         parser = cli.add_parser(subparsers, name, help=help_text)
         parser.set_defaults(func=func)
         cli.add_format_option(parser)
+        if add_arguments:
+            add_arguments(parser)
     for module in MODULES:
         module.add_parser(subparsers)
 

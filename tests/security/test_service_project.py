@@ -32,7 +32,8 @@ def setup(tmp_path_factory, rabbit, keystone, zaqar_keystone):
     """The daemon, a conductor, and tenant A's guest on signed URLs."""
     a, b = keystone.tenants['a'], keystone.tenants['b']
     # Keystone project ids are 32 characters: short names keep every
-    # queue (fanout included) within Zaqar's 64.
+    # queue (fanout included) within Zaqar's 64, so none is shortened
+    # (the signed URLs name them as they read).
     names = signed_names()
     tmp = tmp_path_factory.mktemp('service-project')
     config = bridgeutil.write_config(
