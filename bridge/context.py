@@ -22,9 +22,15 @@ from bridge import envelope
 # The keys oslo.context (to_dict/from_dict) and Keystone use for the
 # project a request acts for.
 PROJECT_KEYS = ('project_id', 'tenant', 'project')
-# What a guest's message always says about privileges.
-PRIVILEGE_KEYS = ('is_admin', 'roles', 'is_admin_project')
-FORCED_KEYS = PROJECT_KEYS + PRIVILEGE_KEYS
+
+
+def _no_privilege():
+    """What a guest's message always says about privileges (from_dict
+    would default is_admin_project to True)."""
+    return {'is_admin': False, 'roles': [], 'is_admin_project': False}
+
+
+FORCED_KEYS = PROJECT_KEYS + tuple(_no_privilege())
 
 # Guests -> control plane: tracing ids only.
 TO_AMQP_DEFAULT = ('request_id', 'global_request_id')
@@ -46,21 +52,20 @@ def key_of(field):
     return None
 
 
-def _allowed_only(message, allowed):
+def allowed_only(message, allowed):
+    """A copy of ``message`` whose only context fields are ``allowed``.
+
+    What a guest gets of a control-plane message.
+    """
     return {field: value for field, value in message.items()
             if key_of(field) is None or key_of(field) in allowed}
 
 
-def for_guest(message, allowed):
-    """A copy of a control-plane message with only ``allowed`` context."""
-    return _allowed_only(message, allowed)
-
-
 def for_control_plane(message, project, allowed):
     """A copy of a guest's message that acts for ``project`` and no more."""
-    out = _allowed_only(message, set(allowed) - set(FORCED_KEYS))
+    out = allowed_only(message, set(allowed) - set(FORCED_KEYS))
     forced = dict.fromkeys(PROJECT_KEYS, project)
-    forced.update(is_admin=False, roles=[], is_admin_project=False)
+    forced.update(_no_privilege())
     out.update((envelope.CONTEXT_PREFIX + key, value)
                for key, value in forced.items())
     return out

@@ -112,7 +112,7 @@ def translate(route, conf, project_of, body, exchange, routing_key,
                             _expiry_seconds(properties, message, conf.rpc))
         reply = {'queue': reply_queue, 'token': token}
     if route.envelope == 'oslo':
-        message = context.for_guest(message, route.context_keys)
+        message = context.allowed_only(message, route.context_keys)
     zbody = wire.body(message, msg_id=msg_id, reply=reply, route=route.name,
                       exchange=exchange, routing_key=routing_key, **extra)
     return _checked(conf, Outgoing(project_of(tenant), tenant, queue,

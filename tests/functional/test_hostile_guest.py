@@ -16,41 +16,18 @@ from oslo_context import context as oslo_context
 import oslo_messaging
 import pytest
 
+from bridge import routing
 from tests.functional import bridgeutil
 from tests.functional import test_forward
+from tests.functional import test_rpc
 
 pytestmark = pytest.mark.functional
 
-MAX_CALL_TIMEOUT = 120
-
-
-@pytest.fixture
-def daemon(tmp_path, rabbit, zaqar, names):
-    routes = [
-        ('guests', '''
-            direction = to_zaqar
-            exchange = %s
-            binding_keys = guestagent.*
-            tenant = context:project_id
-            ''' % names.exchange),
-        ('conductor', '''
-            direction = to_amqp
-            exchange = %s
-            zaqar_queue = %s
-            tenants = %s, %s
-            allowed_methods = heartbeat
-            max_call_timeout = %d
-            poll_interval = 0.2
-            ''' % (names.exchange, names.conductor, names.tenant_a,
-                   names.tenant_b, MAX_CALL_TIMEOUT)),
-    ]
-    config = bridgeutil.write_config(
-        tmp_path / 'bridge.conf', rabbit, zaqar, routes,
-        extra=bridgeutil.dead_letter_section(names.dlq))
-    d = bridgeutil.Daemon(config, tmp_path / 'bridge.log').start(2)
-    yield d
-    assert d.stop() == 0
-    bridgeutil.delete_queues(rabbit, config)
+# test_rpc's routes: guests (to_zaqar), conductor (to_amqp, heartbeat
+# allowed, defaults otherwise), replies.
+daemon = test_rpc.daemon
+MAX_CALL_TIMEOUT = {opt.dest: opt.default
+                    for opt in routing.OPTS}['max_call_timeout']
 
 
 class FromDict(oslo_messaging.NoOpSerializer):

@@ -267,7 +267,7 @@ def test_forward_context_never_leaves_the_allowlist(setup, ctx, method):
 @given(ctx=context_fields, allowed=st.sets(st.sampled_from(CONTEXT_KEYS)),
        project=st.text(max_size=10))
 def test_allowlists_for_any_route(ctx, allowed, project):
-    assert context_keys_of(context.for_guest(ctx, allowed)) <= allowed
+    assert context_keys_of(context.allowed_only(ctx, allowed)) <= allowed
     got = envelope.context(context.for_control_plane(ctx, project, allowed))
     assert set(got) <= allowed | set(context.FORCED_KEYS)
     assert [got[key] for key in context.PROJECT_KEYS] == [project] * 3
