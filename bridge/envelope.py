@@ -22,15 +22,6 @@ MESSAGE_KEY = 'oslo.message'
 VERSION = '2.0'
 CONTEXT_PREFIX = '_context_'
 
-# Context keys that name the project a message acts for.
-PROJECT_KEYS = ('project_id', 'tenant')
-# Context keys a guest is never allowed to set for the control plane.
-PRIVILEGE_KEYS = ('is_admin', 'roles', 'auth_token', 'service_token',
-                  'service_roles', 'service_user_id', 'service_project_id',
-                  'system_scope', 'domain_id', 'user_domain_id',
-                  'project_domain_id', 'is_admin_project', 'project_name',
-                  'project')
-
 
 class EnvelopeError(ValueError):
     """A body that is not a usable oslo.messaging message."""
@@ -102,19 +93,3 @@ def kind(message):
         return 'reply'
     raise EnvelopeError('neither an RPC request (method), a notification '
                         '(event_type, payload) nor a reply (result, failure)')
-
-
-def force_project(message, project):
-    """Return a copy of ``message`` whose context acts for ``project`` only.
-
-    The project fields are overwritten and privilege fields removed, so a
-    message read from a tenant's queue can't speak for anybody else.
-    """
-    out = {key: value for key, value in message.items()
-           if not (key.startswith(CONTEXT_PREFIX)
-                   and key[len(CONTEXT_PREFIX):] in PRIVILEGE_KEYS)}
-    for key in PROJECT_KEYS:
-        out[CONTEXT_PREFIX + key] = project
-    out[CONTEXT_PREFIX + 'is_admin'] = False
-    out[CONTEXT_PREFIX + 'roles'] = []
-    return out

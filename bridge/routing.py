@@ -18,6 +18,8 @@ import string
 from oslo_config import cfg
 
 from bridge import confcheck
+from bridge import context
+from bridge import envelope
 from bridge import naming
 from bridge.tenant import rules as tenant_rules
 
@@ -113,6 +115,20 @@ OPTS = [
                     'every tenant. With [zaqar] tenant_access = '
                     'service_project it must contain {tenant} (e.g. '
                     '{tenant}-bridge_replies), or tenants would share it.'),
+    cfg.ListOpt('context_keys',
+                help='Request-context keys (oslo.messaging\'s _context_<key> '
+                     'fields, named without the prefix) that cross the '
+                     'bridge; every other context field is dropped. '
+                     'to_zaqar (what guests see), default: %s; a '
+                     'controller\'s auth_token, roles and is_admin reach '
+                     'guests only if listed here. to_amqp (what the control '
+                     'plane trusts), default: %s; on top of them %s are '
+                     'always set to the tenant of the queue the message was '
+                     'read from, is_admin and is_admin_project to false and '
+                     'roles to [] (these can\'t be listed).'
+                     % (', '.join(context.TO_ZAQAR_DEFAULT),
+                        ', '.join(context.TO_AMQP_DEFAULT),
+                        ', '.join(context.PROJECT_KEYS))),
     cfg.FloatOpt('retry_max_interval', default=30.0, min=0.1,
                  help='Longest wait between two retries while the other '
                       'side is unreachable (the backoff starts at 0.5 s).'),
@@ -160,6 +176,17 @@ OPTS = [
                     'contain {tenant}, set off by "-" (e.g. '
                     '{tenant}-reply_*, which the guest driver uses with '
                     'queue_prefix = <tenant>-).'),
+    cfg.IntOpt('max_depth', default=32, min=2, max=200,
+               help='to_amqp: deepest nesting of JSON arrays and objects in '
+                    'a guest\'s message (its Zaqar body); deeper messages '
+                    'are dead-lettered. Python\'s JSON decoder, on the '
+                    'receiving side, fails near 1000.'),
+    cfg.FloatOpt('max_call_timeout', default=600.0, min=1.0, max=86400.0,
+                 help='to_amqp: longest call-monitor timeout (_timeout, '
+                      'seconds) a guest\'s message may give the receiving '
+                      'RPC server; a larger one is lowered to this. A '
+                      '_timeout that is not a number, not finite or '
+                      'negative is dead-lettered.'),
     cfg.IntOpt('claim_ttl', default=60, min=60, max=43200,
                help='to_amqp: seconds a claimed message stays hidden from '
                     'other workers; a worker that dies releases its '
@@ -322,7 +349,28 @@ def load_route(conf, name, sections=None):
         _check_forward(route)
     else:
         _check_reverse(route)
+    route.context_keys = _context_keys(route)
     return route
+
+
+def _context_keys(route):
+    """The route's context allowlist, checked, as a frozenset."""
+    if route.context_keys is None:
+        return frozenset(context.TO_ZAQAR_DEFAULT
+                         if route.direction == TO_ZAQAR
+                         else context.TO_AMQP_DEFAULT)
+    keys = frozenset(route.context_keys)
+    for key in sorted(keys):
+        if not key or key.startswith(envelope.CONTEXT_PREFIX):
+            raise RouteError(route.name, 'context_keys', 'name each key '
+                             'without the %s prefix (got %r)'
+                             % (envelope.CONTEXT_PREFIX, key))
+    forced = keys & set(context.FORCED_KEYS)
+    if route.direction == TO_AMQP and forced:
+        raise RouteError(route.name, 'context_keys', '%s: always set by '
+                         'the bridge on a to_amqp route, can\'t be listed'
+                         % ', '.join(sorted(forced)))
+    return keys
 
 
 def _check_forward(route):

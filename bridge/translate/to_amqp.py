@@ -1,17 +1,20 @@
 """A Zaqar message read from a tenant's queue -> what to publish on AMQP.
 
 The tenant is the project of the queue the message was read from, never
-a value of the body.  On ``envelope = oslo`` routes:
+a value of the body.  No message nests more than ``max_depth`` levels.
+On ``envelope = oslo`` routes:
 
 * an answer to a controller's call must carry a valid ``reply_token``
   issued for this tenant; it is published to the caller's reply queue;
-* an RPC request must name a method in ``allowed_methods``; its context is
-  forced to the tenant; a call must name one of the tenant's queues
+* an RPC request must name a method in ``allowed_methods``; its context
+  keeps only the route's ``context_keys`` and is forced to the tenant
+  (bridge/context.py), its ``_timeout`` and ``_unique_id`` are bounded
+  (bridge/bounds.py); a call must name one of the tenant's queues
   (``guest_reply_queue``) in ``_reply_q``, and gets a signed ``_msg_id``
   and the bridge's ``_reply_q`` so the answer finds its way back to the
   guest;
-* a notification must match ``allowed_event_types``; its context is
-  forced to the tenant.
+* a notification must match ``allowed_event_types``; its context and
+  fields are treated as a request's.
 
 Everything else raises :class:`Reject`.
 """
@@ -20,6 +23,8 @@ import fnmatch
 import json
 import uuid
 
+from bridge import bounds
+from bridge import context
 from bridge import envelope
 from bridge import naming
 from bridge import tokens
@@ -46,6 +51,7 @@ def translate(route, conf, tenant, queue, body, zaqar_id, used_tokens=None):
     headers = {'x-bridge-tenant': tenant, 'x-bridge-route': route.name,
                'x-bridge-zaqar-queue': queue,
                'x-bridge-message-id': zaqar_id or ''}
+    _checked(bounds.check_depth, body, route.max_depth, msg_id=zaqar_id)
     size = len(json.dumps(body))
     if size > conf.zaqar.max_messages_post_size:
         raise Reject('message is %d bytes, more than %d' %
@@ -61,6 +67,9 @@ def translate(route, conf, tenant, queue, body, zaqar_id, used_tokens=None):
     msg_id = data.get('id') or zaqar_id
     if not isinstance(message, dict):
         raise Reject('"message" must be an object', msg_id)
+    # Again: a body posted as a JSON string or an oslo envelope was
+    # opened only now.
+    _checked(bounds.check_depth, message, route.max_depth, msg_id=msg_id)
     if 'reply_token' in data:
         return _reply(conf, tenant, data['reply_token'], message, headers,
                       msg_id, used_tokens)
@@ -78,11 +87,21 @@ def translate(route, conf, tenant, queue, body, zaqar_id, used_tokens=None):
                  for pattern in route.allowed_event_types):
         raise Reject('event type %r is not in allowed_event_types of route '
                      '%s' % (message['event_type'], route.name), msg_id)
-    forced = envelope.force_project(message, tenant)
+    forced = _checked(bounds.bounded, context.for_control_plane(
+        message, tenant, route.context_keys), tenant, route.max_call_timeout,
+        msg_id=msg_id)
     if kind == 'rpc' and message.get('_msg_id') is not None:
         forced.update(_call_address(route, conf, tenant, message, msg_id))
     return Publish(kind, route.exchange, route.routing_key,
                    envelope.wrap(forced), headers, msg_id=msg_id)
+
+
+def _checked(check, *args, msg_id):
+    """``check(*args)``, a BoundsError turned into a Reject."""
+    try:
+        return check(*args)
+    except bounds.BoundsError as exc:
+        raise Reject(str(exc), msg_id)
 
 
 def _call_address(route, conf, tenant, message, msg_id):

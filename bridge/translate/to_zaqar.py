@@ -1,8 +1,13 @@
-"""An AMQP delivery on a to_zaqar route -> (project, queue, Zaqar message)."""
+"""An AMQP delivery on a to_zaqar route -> (project, queue, Zaqar message).
+
+The guest reads what is posted: of the request context only the route's
+``context_keys`` go along (bridge/context.py).
+"""
 
 import json
 import math
 
+from bridge import context
 from bridge import envelope
 from bridge import naming
 from bridge.tenant import rules as tenant_rules
@@ -106,6 +111,8 @@ def translate(route, conf, project_of, body, exchange, routing_key,
                             message['_reply_q'], message['_msg_id'], tenant,
                             _expiry_seconds(properties, message, conf.rpc))
         reply = {'queue': reply_queue, 'token': token}
+    if route.envelope == 'oslo':
+        message = context.allowed_only(message, route.context_keys)
     zbody = wire.body(message, msg_id=msg_id, reply=reply, route=route.name,
                       exchange=exchange, routing_key=routing_key, **extra)
     return _checked(conf, Outgoing(project_of(tenant), tenant, queue,

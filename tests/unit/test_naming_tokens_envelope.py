@@ -191,19 +191,6 @@ def test_envelope_errors(body):
         envelope.unwrap(body)
 
 
-def test_force_project_strips_privileges():
-    msg = {'method': 'm', '_context_project_id': 'victim',
-           '_context_tenant': 'victim', '_context_is_admin': True,
-           '_context_roles': ['admin'], '_context_auth_token': 'tok',
-           '_context_user_id': 'u'}
-    out = envelope.force_project(msg, 'tenant-a')
-    assert out['_context_project_id'] == out['_context_tenant'] == 'tenant-a'
-    assert out['_context_is_admin'] is False
-    assert out['_context_roles'] == []
-    assert '_context_auth_token' not in out
-    assert out['_context_user_id'] == 'u'
-
-
 def test_wire_parse_accepts_bridge_and_envelope():
     b = wire.body({'method': 'm'}, msg_id='i1')
     assert wire.parse(b)['message'] == {'method': 'm'}

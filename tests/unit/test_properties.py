@@ -15,6 +15,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 import pytest
 
+from bridge import bounds
+from bridge import context
 from bridge import envelope
 from bridge import naming
 from bridge import tokens
@@ -194,3 +196,81 @@ def test_a_token_has_one_spelling():
     with pytest.raises(tokens.TokenError):
         tokens.verify(SECRET, tokens.AMQP_REPLY, token[:-1] + other,
                       'tenant-a')
+
+
+# oslo.context's to_dict()/from_dict() keys, their aliases, Trove's, and
+# anything else a sender may pack as _context_<key>.
+CONTEXT_KEYS = sorted({
+    'user', 'user_id', 'project_id', 'tenant', 'project', 'system_scope',
+    'domain', 'domain_id', 'user_domain', 'user_domain_id',
+    'project_domain', 'project_domain_id', 'is_admin', 'read_only',
+    'show_deleted', 'auth_token', 'auth_token_info', 'service_token',
+    'service_catalog', 'request_id', 'global_request_id', 'resource_uuid',
+    'roles', 'service_roles', 'user_identity', 'is_admin_project',
+    'user_name', 'project_name', 'service_user_id', 'service_project_id',
+    'limit', 'marker', 'trove_notification', 'trace_info', 'context',
+    'csz-instance-id'})
+context_fields = st.dictionaries(
+    (st.sampled_from(CONTEXT_KEYS) | st.text(max_size=12)).map(
+        lambda key: envelope.CONTEXT_PREFIX + key), json_values, max_size=12)
+guest_fields = st.fixed_dictionaries({}, optional={
+    '_timeout': json_values | st.floats() | st.sampled_from([1e12, -1]),
+    '_unique_id': json_values | st.text(max_size=40)})
+
+
+def context_keys_of(message):
+    return set(envelope.context(message))
+
+
+@settings(max_examples=300)
+@given(ctx=context_fields, fields=guest_fields,
+       method=st.sampled_from(['heartbeat', 'other']),
+       tenant=st.sampled_from(['tenant-a', 'tenant-b']))
+def test_reverse_context_never_leaves_the_allowlist(setup, ctx, fields,
+                                                    method, tenant):
+    conf, routes = setup
+    route = routes['rev']
+    message = dict(ctx, method=method, args={}, **fields)
+    try:
+        out = to_amqp.translate(route, conf, tenant, 'trove-conductor',
+                                {'bridge': 1, 'message': message}, 'zid')
+    except Reject:
+        return
+    inner = envelope.unwrap(out.body)
+    got = envelope.context(inner)
+    assert set(got) <= set(route.context_keys) | set(context.FORCED_KEYS)
+    assert all(got[key] == tenant for key in context.PROJECT_KEYS)
+    assert (got['is_admin'], got['roles'], got['is_admin_project']) == (
+        False, [], False)
+    timeout = inner.get('_timeout')
+    assert timeout is None or 0 <= timeout <= route.max_call_timeout
+    if '_unique_id' in inner:
+        assert re.match('^[0-9a-f]{32}$', inner['_unique_id'])
+        assert inner['_unique_id'] == bounds.unique_id(
+            tenant, message['_unique_id'])
+
+
+@settings(max_examples=300)
+@given(ctx=context_fields, method=st.text(min_size=1, max_size=8))
+def test_forward_context_never_leaves_the_allowlist(setup, ctx, method):
+    conf, routes = setup
+    message = dict(ctx, method=method, _context_project_id='tenant-a')
+    out = to_zaqar.translate(routes['fwd'], conf, lambda t: t,
+                             json.dumps(envelope.wrap(message)).encode(),
+                             'trove', 'guestagent.1')
+    got = envelope.context(out.message['body']['message'])
+    assert set(got) <= set(routes['fwd'].context_keys)
+    assert {key: ctx[key] for key in ctx
+            if context.key_of(key) in routes['fwd'].context_keys
+            and key != '_context_project_id'} == {
+        envelope.CONTEXT_PREFIX + key: value for key, value in got.items()
+        if key != 'project_id'}
+
+
+@given(ctx=context_fields, allowed=st.sets(st.sampled_from(CONTEXT_KEYS)),
+       project=st.text(max_size=10))
+def test_allowlists_for_any_route(ctx, allowed, project):
+    assert context_keys_of(context.allowed_only(ctx, allowed)) <= allowed
+    got = envelope.context(context.for_control_plane(ctx, project, allowed))
+    assert set(got) <= allowed | set(context.FORCED_KEYS)
+    assert [got[key] for key in context.PROJECT_KEYS] == [project] * 3
