@@ -57,7 +57,8 @@ class Reverser:
         self.doorbell = None
         self.connection = amqp_connection.connection(conf)
         self.publisher = None
-        self.used_tokens = tokens.UsedTokens()
+        # Answers published, shared by every route of this process.
+        self.used_tokens = tokens.PROCESS
         self.zaqar = backoff.Outage(
             LOG, route.name, 'Zaqar', route.retry_max_interval,
             report=lambda up: self.metrics.connection(route.name, 'zaqar',
@@ -183,6 +184,10 @@ class Reverser:
                     if errors is None or not isinstance(exc, errors):
                         raise
                     self.publisher = None
+                    # A connection given up on (e.g. its heartbeats were
+                    # missed) may look open: drop it, as kombu's ensure()
+                    # does, so the next round opens a new one.
+                    self.connection.collect()
                     self._stop.wait(self.amqp.failed(exc))
         finally:
             if self.doorbell is not None:
@@ -196,8 +201,12 @@ class Reverser:
             if self._stop.is_set():
                 return
             self._drain(queue)
+        # An idle connection is still serviced: RabbitMQ closes one whose
+        # heartbeats stop, and the next answer would find it gone.
+        amqp_connection.keep_alive(self.connection)
         wake = self.schedule.wake
-        wake.wait(self.schedule.next_wake(time.monotonic()))
+        wake.wait(amqp_connection.tick(
+            self.conf, self.schedule.next_wake(time.monotonic())))
         wake.clear()
 
     def _subscribe(self, queue, client):
@@ -302,6 +311,10 @@ class Reverser:
         delivered = self.publisher.publish(
             out.body, out.exchange, out.routing_key, headers=out.headers,
             mandatory=out.mandatory)
+        if out.answer is not None:
+            # Confirmed by RabbitMQ (delivered or returned): only now is
+            # the token used, so an answer lost on the way can come again.
+            self.used_tokens.published(*out.answer)
         if not delivered:
             LOG.warning('Route %s: answer %s from tenant %s dropped: the '
                         'caller\'s reply queue %s no longer exists (the call '
