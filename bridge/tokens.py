@@ -140,13 +140,15 @@ class UsedTokens:
         self._beats = {}
         self._limit = limit
 
-    def check(self, token, final, gap=0.0, now=None):
-        """Raise TokenError unless this answer may be published now."""
+    def check_unanswered(self, token):
+        """Raise TokenError if ``token``'s final answer was published."""
         if token in self._final:
             raise TokenError('reply token already answered (replay): '
                              'one final answer per call')
-        if final:
-            return
+
+    def check_heartbeat(self, token, gap, now=None):
+        """Raise TokenError if the last heartbeat is not ``gap`` s old."""
+        self.check_unanswered(token)
         now = time.time() if now is None else now
         last = self._beats.get(token)
         if last is not None and now - last[1] < gap:

@@ -136,12 +136,16 @@ def _reply(conf, tenant, queue, token, message, headers, msg_id,
         raise Reject('answer rejected: its reply token is for answers read '
                      'from queue %r, not %r' % (address['answer_queue'],
                                                 queue), msg_id)
+    try:
+        if used_tokens is not None:
+            used_tokens.check_unanswered(token)
+    except tokens.TokenError as exc:
+        raise Reject('answer rejected: %s' % exc, msg_id)
     ending = message.get('ending', True)
     if not isinstance(ending, bool):
         raise Reject('answer rejected: "ending" must be true or false',
                      msg_id)
     result, failure = message.get('result'), message.get('failure')
-    gap = 0.0
     if ending:
         if failure is not None and not isinstance(failure, str):
             raise Reject('answer rejected: failure must be a serialized '
@@ -152,11 +156,10 @@ def _reply(conf, tenant, queue, token, message, headers, msg_id,
     elif address['monitor'] < 2:
         raise Reject('answer rejected: a heartbeat ("ending": false) for a '
                      'call without a call-monitor timeout', msg_id)
-    else:
-        gap = max(MIN_HEARTBEAT_GAP, address['monitor'] / 4.0)
-    if used_tokens is not None:
+    elif used_tokens is not None:
         try:
-            used_tokens.check(token, ending, gap)
+            used_tokens.check_heartbeat(token, max(
+                MIN_HEARTBEAT_GAP, address['monitor'] / 4.0))
         except tokens.TokenError as exc:
             raise Reject('answer rejected: %s' % exc, msg_id)
     reply = {'result': result, 'failure': failure, 'ending': ending,
