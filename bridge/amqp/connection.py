@@ -18,7 +18,9 @@ GROUP = 'amqp'
 
 OPTS = [
     cfg.IntOpt('heartbeat', default=60, min=0,
-               help='AMQP heartbeat interval in seconds (0 disables).'),
+               help='AMQP heartbeat interval in seconds (0 disables). '
+                    'Every worker services heartbeats while idle, so '
+                    'RabbitMQ never closes a quiet route\'s connection.'),
     cfg.StrOpt('dead_letter_exchange', default='amqp-zaqar-bridge.dlx',
                help='Exchange (direct, durable) that receives messages the '
                     'bridge can never deliver, with headers x-bridge-route, '
