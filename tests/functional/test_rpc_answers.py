@@ -24,46 +24,7 @@ pytestmark = pytest.mark.functional
 
 HEARTBEAT = 2
 
-
-def start_daemon(tmp_path, rabbit, zaqar, names, heartbeat=None):
-    tenants = '%s, %s' % (names.tenant_a, names.tenant_b)
-    routes = [
-        ('guests', '''
-            direction = to_zaqar
-            exchange = %s
-            binding_keys = guestagent.*
-            tenant = context:project_id
-            ''' % names.exchange),
-        ('conductor', '''
-            direction = to_amqp
-            exchange = %s
-            zaqar_queue = %s
-            tenants = %s
-            allowed_methods = heartbeat
-            poll_interval = 0.2
-            ''' % (names.exchange, names.conductor, tenants)),
-        ('replies', '''
-            direction = to_amqp
-            exchange =
-            zaqar_queue = bridge_replies
-            tenants = %s
-            poll_interval = 0.2
-            ''' % tenants),
-    ]
-    extra = bridgeutil.dead_letter_section(names.dlq)
-    if heartbeat:
-        extra += 'heartbeat = %d\n' % heartbeat
-    config = bridgeutil.write_config(tmp_path / 'bridge.conf', rabbit, zaqar,
-                                     routes, extra=extra)
-    return bridgeutil.Daemon(config, tmp_path / 'bridge.log').start(4)
-
-
-@pytest.fixture
-def daemon(tmp_path, rabbit, zaqar, names):
-    d = start_daemon(tmp_path, rabbit, zaqar, names)
-    yield d
-    assert d.stop() == 0
-    bridgeutil.delete_queues(rabbit, d.config)
+daemon = test_rpc.daemon
 
 
 class Scripted(test_rpc.Guest):
@@ -191,7 +152,8 @@ def amqp_sockets(pids, port):
 
 def test_calls_return_after_the_routes_sat_idle(tmp_path, rabbit, zaqar,
                                                 names, conductor):
-    d = start_daemon(tmp_path, rabbit, zaqar, names, heartbeat=HEARTBEAT)
+    d = test_rpc.start_daemon(tmp_path, rabbit, zaqar, names,
+                              'heartbeat = %d\n' % HEARTBEAT)
     guest = test_rpc.Guest(zaqar.client(names.tenant_a), guest_queue(names),
                            test_rpc.handler)
     try:
@@ -225,26 +187,31 @@ def test_calls_return_after_the_routes_sat_idle(tmp_path, rabbit, zaqar,
         assert 'dead-lettered' not in d.log()
     finally:
         guest.stop()
-        assert d.stop() == 0
-        bridgeutil.delete_queues(rabbit, d.config)
+        test_rpc.stop_daemon(d, rabbit)
+
+
+def answered_call(rabbit, zaqar, names, script):
+    """What a controller's call() returns when the guest posts ``script``,
+    and the reason of the one dead letter it makes."""
+    guest = Scripted(zaqar.client(names.tenant_a), guest_queue(names),
+                     lambda body: script)
+    try:
+        client = test_rpc.rpc_client(rabbit, names, timeout=30)
+        result = client.call({'project_id': names.tenant_a}, 'get_status')
+    finally:
+        guest.stop()
+    (reason,) = reasons(rabbit, names, 1)
+    return result, reason
 
 
 def test_rejected_answer_does_not_use_the_token(daemon, rabbit, zaqar,
                                                 names):
     # The guest's first answer is refused (failure is not a serialized
     # exception); its correct answer that follows reaches the caller.
-    guest = Scripted(zaqar.client(names.tenant_a), guest_queue(names),
-                     lambda body: [
-                         (None, {'result': None, 'failure': {'no': 'str'},
-                                 'ending': True}),
-                         (None, final('right answer'))])
-    try:
-        client = test_rpc.rpc_client(rabbit, names, timeout=30)
-        assert client.call({'project_id': names.tenant_a},
-                           'get_status') == 'right answer'
-    finally:
-        guest.stop()
-    (reason,) = reasons(rabbit, names, 1)
+    result, reason = answered_call(rabbit, zaqar, names, [
+        (None, {'result': None, 'failure': {'no': 'str'}, 'ending': True}),
+        (None, final('right answer'))])
+    assert result == 'right answer'
     assert 'failure must be a serialized oslo.messaging exception' in reason
 
 
@@ -275,16 +242,9 @@ def test_extra_answers_are_dead_lettered_not_published(
 
 def test_heartbeat_the_caller_did_not_ask_for_does_not_break_call(
         daemon, rabbit, zaqar, names):
-    guest = Scripted(zaqar.client(names.tenant_a), guest_queue(names),
-                     lambda body: [(None, {'result': None, 'ending': False}),
-                                   (None, final('answer'))])
-    try:
-        client = test_rpc.rpc_client(rabbit, names, timeout=30)
-        assert client.call({'project_id': names.tenant_a},
-                           'get_status') == 'answer'
-    finally:
-        guest.stop()
-    (reason,) = reasons(rabbit, names, 1)
+    result, reason = answered_call(rabbit, zaqar, names, [
+        (None, {'result': None, 'ending': False}), (None, final('answer'))])
+    assert result == 'answer'
     assert 'heartbeat ("ending": false) for a call without a call-monitor' \
         in reason
 
