@@ -92,17 +92,18 @@ def keep_alive(conn):
     As oslo.messaging's heartbeat thread does: ``heartbeat_check`` sends a
     heartbeat when nothing else was sent lately (and raises a connection
     error once the broker's heartbeats stopped coming), and a short read
-    takes in the broker's heartbeat frames.  Call it at least every
+    takes in the broker's heartbeat frames.  Call it about every
     :func:`tick` seconds; a consumer reading the connection (kombu's
     ConsumerMixin) does this already.
     """
     if not conn.heartbeat or not conn.connected:
         return
-    conn.heartbeat_check()
+    # Read first: heartbeats waiting in the socket count as received.
     try:
         conn.drain_events(timeout=0.001)
     except socket.timeout:
         pass
+    conn.heartbeat_check()
 
 
 def tick(conf, longest):

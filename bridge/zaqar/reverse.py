@@ -69,6 +69,8 @@ class Reverser:
                                                       'rabbitmq', up))
         self._stop = threading.Event()
         self._declared_queues = set()
+        self._tick = amqp_connection.tick(conf, 1.0)
+        self._keep_alive_at = 0.0
 
     def _tenant_queue(self, tenant):
         route = self.route
@@ -200,14 +202,25 @@ class Reverser:
         for queue in self.schedule.due(time.monotonic()):
             if self._stop.is_set():
                 return
+            self._keep_alive()
             self._drain(queue)
-        # An idle connection is still serviced: RabbitMQ closes one whose
-        # heartbeats stop, and the next answer would find it gone.
-        amqp_connection.keep_alive(self.connection)
+        self._keep_alive()
         wake = self.schedule.wake
-        wake.wait(amqp_connection.tick(
-            self.conf, self.schedule.next_wake(time.monotonic())))
+        wake.wait(min(self._tick,
+                      self.schedule.next_wake(time.monotonic())))
         wake.clear()
+
+    def _keep_alive(self):
+        """Service the connection's heartbeats, every ``_tick`` seconds.
+
+        Publishing alone leaves a quiet route's connection idle, and
+        RabbitMQ closes one whose heartbeats stop: the next answer would
+        find it gone.
+        """
+        now = time.monotonic()
+        if now >= self._keep_alive_at:
+            amqp_connection.keep_alive(self.connection)
+            self._keep_alive_at = now + self._tick
 
     def _subscribe(self, queue, client):
         """Make sure the doorbell rings for this queue (once per worker)."""
