@@ -130,13 +130,10 @@ def _reply(conf, tenant, queue, token, message, headers, msg_id,
     try:
         address = tokens.verify(conf.rpc.reply_secret, tokens.AMQP_REPLY,
                                 token, tenant=tenant)
-    except tokens.TokenError as exc:
-        raise Reject('answer rejected: %s' % exc, msg_id)
-    if address['answer_queue'] != queue:
-        raise Reject('answer rejected: its reply token is for answers read '
-                     'from queue %r, not %r' % (address['answer_queue'],
-                                                queue), msg_id)
-    try:
+        if address['answer_queue'] != queue:
+            raise tokens.TokenError('reply token is for answers read from '
+                                    'queue %r, not %r'
+                                    % (address['answer_queue'], queue))
         if used_tokens is not None:
             used_tokens.check_unanswered(token)
     except tokens.TokenError as exc:
