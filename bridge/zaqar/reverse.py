@@ -10,9 +10,9 @@ confirmed.  A crash before the delete leaves the claim to expire
 claims, idle or not, the worker services its connection's heartbeats.
 Answers to controllers' calls are checked by bridge/translate/to_amqp.py
 and recorded in the process's used-token memory only once RabbitMQ
-confirmed them.  When to look
-at which queue (polling backoff, doorbell, safety sweep, per-tenant
-fairness and rate limit) is bridge/zaqar/schedule.py's business.
+confirmed them.  When to look at which queue (polling backoff, doorbell,
+safety sweep, per-tenant fairness and rate limit) is
+bridge/zaqar/schedule.py's business.
 """
 
 import threading
