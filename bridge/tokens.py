@@ -8,8 +8,12 @@ carries the address and is signed with ``[rpc] reply_secret``::
     base64url(json payload) "." base64url(HMAC-SHA256(secret, kind|payload))
 
 The payload holds the destination, the msg id, the tenant the call belongs
-to and an expiry.  ``kind`` separates the two directions so a token issued
-for one can never be used for the other:
+to and an expiry; an ``amqp-reply`` token also names the Zaqar queue the
+answer must be read from (the forward route's ``reply_queue``, so it is
+refused on any other route) and the caller's call-monitor timeout (whether
+the caller accepts heartbeats, ``ending: false``).  ``kind`` separates
+the two directions so a token issued for one can never be used for the
+other:
 
 * ``amqp-reply``: a controller called a guest; the guest's answer goes to
   the AMQP reply queue in the token.
@@ -48,14 +52,24 @@ def _mac(secret, kind, payload):
                     hashlib.sha256).digest()
 
 
-def sign(secret, kind, queue, msg_id, tenant, ttl, now=None):
-    """Issue a token for ``msg_id`` answered into ``queue`` for ``tenant``."""
+def sign(secret, kind, queue, msg_id, tenant, ttl, now=None,
+         answer_queue=None, monitor=0):
+    """Issue a token for ``msg_id`` answered into ``queue`` for ``tenant``.
+
+    ``answer_queue``: the only Zaqar queue the answer may be read from.
+    ``monitor``: the caller's call-monitor timeout in seconds (0: none, so
+    the caller takes no heartbeat).
+    """
     if not secret:
         raise TokenError('no reply secret configured ([rpc] reply_secret)')
     now = time.time() if now is None else now
-    payload = json.dumps({'q': queue, 'm': msg_id, 't': tenant,
-                          'e': int(now + ttl)},
-                         sort_keys=True, separators=(',', ':')).encode()
+    data = {'q': queue, 'm': msg_id, 't': tenant, 'e': int(now + ttl)}
+    if answer_queue is not None:
+        data['z'] = answer_queue
+    if monitor:
+        data['h'] = int(monitor)
+    payload = json.dumps(data, sort_keys=True,
+                         separators=(',', ':')).encode()
     return '%s.%s' % (_b64(payload), _b64(_mac(secret, kind, payload)))
 
 
@@ -89,7 +103,8 @@ def verify(secret, kind, token, tenant=None, now=None):
         data = json.loads(payload)
         queue, msg_id, owner, expiry = (data['q'], data['m'], data['t'],
                                         data['e'])
-    except (ValueError, KeyError, TypeError):
+        answer_queue, monitor = data.get('z'), data.get('h', 0)
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise TokenError('reply token payload malformed')
     now = time.time() if now is None else now
     if not isinstance(expiry, int) or expiry < now:
@@ -97,27 +112,64 @@ def verify(secret, kind, token, tenant=None, now=None):
     if tenant is not None and owner != tenant:
         raise TokenError('reply token belongs to another tenant')
     return {'queue': queue, 'msg_id': msg_id, 'tenant': owner,
-            'expires': expiry}
+            'expires': expiry, 'answer_queue': answer_queue,
+            'monitor': monitor if isinstance(monitor, int) else 0}
 
 
 class UsedTokens:
-    """Remembers tokens already answered, until they expire.
+    """What this process published for each reply token, until it expires.
 
-    It lets a worker refuse a replayed reply.  It is per process: a replay
-    handled by another worker reaches the caller, whose oslo.messaging
-    reply waiter drops an answer for a msg id it is no longer waiting for.
+    A token gets at most one final answer; before it, heartbeats
+    (``ending: false``) at most one every ``gap`` seconds.  The checks
+    read only; :meth:`published` records an answer once RabbitMQ
+    confirmed it, so an answer that was refused or never published leaves
+    the token usable.
+
+    One memory per worker process (:data:`PROCESS`), shared by all its
+    routes: a tenant's queues always go to the same worker of a route
+    (bridge.zaqar.reverse.worker_of), and a token is only accepted from
+    the one Zaqar queue it names.  Not shared between processes: after a
+    worker restarts, or across two bridges draining the same queue, a
+    replay can reach the caller, whose oslo.messaging reply waiter drops
+    an answer for a msg id it no longer waits for.
     """
 
     def __init__(self, limit=100000):
-        self._seen = {}
+        # token -> (expiry, when published): final answers, heartbeats
+        self._final = {}
+        self._beats = {}
         self._limit = limit
 
-    def check_and_add(self, token, expires, now=None):
+    def check_unanswered(self, token):
+        """Raise TokenError if ``token``'s final answer was published."""
+        if token in self._final:
+            raise TokenError('reply token already answered (replay): '
+                             'one final answer per call')
+
+    def check_heartbeat(self, token, gap, now=None):
+        """Raise TokenError if the last heartbeat is not ``gap`` s old."""
+        self.check_unanswered(token)
         now = time.time() if now is None else now
-        if len(self._seen) >= self._limit:
-            self._seen = {t: e for t, e in self._seen.items() if e >= now}
-            if len(self._seen) >= self._limit:
-                self._seen.pop(next(iter(self._seen)))
-        if token in self._seen:
-            raise TokenError('reply token already used (replay)')
-        self._seen[token] = expires
+        last = self._beats.get(token)
+        if last is not None and now - last[1] < gap:
+            raise TokenError('heartbeat %.1fs after the previous one for '
+                             'this call (at most one every %.1fs)'
+                             % (max(0.0, now - last[1]), gap))
+
+    def published(self, token, expires, final, now=None):
+        """RabbitMQ confirmed an answer for ``token``."""
+        now = time.time() if now is None else now
+        if final:
+            self._beats.pop(token, None)
+        memory = self._final if final else self._beats
+        if len(memory) >= self._limit:
+            for old in [t for t, (e, _) in memory.items() if e < now]:
+                del memory[old]
+            if len(memory) >= self._limit:
+                memory.pop(next(iter(memory)))
+        memory[token] = (expires, now)
+
+
+# The memory of this worker process (a forked worker starts empty: the
+# manager never answers anything).
+PROCESS = UsedTokens()

@@ -7,6 +7,7 @@ turned into a kombu connection with failover across all hosts, heartbeats
 and publisher confirms.
 """
 
+import socket
 from urllib import parse
 
 import kombu
@@ -17,7 +18,9 @@ GROUP = 'amqp'
 
 OPTS = [
     cfg.IntOpt('heartbeat', default=60, min=0,
-               help='AMQP heartbeat interval in seconds (0 disables).'),
+               help='AMQP heartbeat interval in seconds (0 disables). '
+                    'Every worker services heartbeats while idle, so '
+                    'RabbitMQ never closes a quiet route\'s connection.'),
     cfg.StrOpt('dead_letter_exchange', default='amqp-zaqar-bridge.dlx',
                help='Exchange (direct, durable) that receives messages the '
                     'bridge can never deliver, with headers x-bridge-route, '
@@ -81,6 +84,33 @@ def connection(conf, transport_url=None):
         failover_strategy='round-robin',
         transport_options={'confirm_publish': True},
     )
+
+
+def keep_alive(conn):
+    """Service the heartbeats of a connection that may sit idle.
+
+    As oslo.messaging's heartbeat thread does: ``heartbeat_check`` sends a
+    heartbeat when nothing else was sent lately (and raises a connection
+    error once the broker's heartbeats stopped coming), and a short read
+    takes in the broker's heartbeat frames.  Call it about every
+    :func:`tick` seconds; a consumer reading the connection (kombu's
+    ConsumerMixin) does this already.
+    """
+    if not conn.heartbeat or not conn.connected:
+        return
+    # Read first: heartbeats waiting in the socket count as received.
+    try:
+        conn.drain_events(timeout=0.001)
+    except socket.timeout:
+        pass
+    conn.heartbeat_check()
+
+
+def tick(conf, longest):
+    """Longest wait in seconds between two :func:`keep_alive` calls."""
+    if not conf[GROUP].heartbeat:
+        return longest
+    return min(longest, conf[GROUP].heartbeat / 4.0)
 
 
 def queue_arguments(conf):

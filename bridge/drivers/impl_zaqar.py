@@ -25,7 +25,8 @@ signed_url`` the driver holds one pre-signed URL per queue
 
 A call from a controller arrives with ``reply = {queue, token}``: the
 answer goes into ``reply.queue`` with ``reply_token`` (the bridge checks
-the token; this driver never reads it).  A call from another guest of the
+the token; this driver never reads it), and so do its call-monitor
+heartbeats when the caller asked for them.  A call from another guest of the
 project carries ``_reply_q`` only: the answer goes straight into it.
 
 Zaqar can't push over HTTP, so queues are polled: every
@@ -597,10 +598,9 @@ class ZaqarIncomingMessage(base.RpcIncomingMessage):
         self._send_reply(reply, failure, ending=True)
 
     def heartbeat(self):
-        # A bridge reply token answers once, so a controller's call gets no
-        # heartbeat; another guest's call does, as over RabbitMQ.
-        if not self.bridge_reply:
-            self._send_reply(None, None, ending=False)
+        # The call-monitor heartbeat, to a controller (through the bridge,
+        # which passes it before the one final answer) or to another guest.
+        self._send_reply(None, None, ending=False)
 
 
 class ZaqarNotificationMessage(ZaqarIncomingMessage):

@@ -5,7 +5,9 @@ a value of the body.  No message nests more than ``max_depth`` levels.
 On ``envelope = oslo`` routes:
 
 * an answer to a controller's call must carry a valid ``reply_token``
-  issued for this tenant; it is published to the caller's reply queue;
+  issued for this tenant and for the queue it was read from; it is
+  published to the caller's reply queue: one final answer per token, and
+  before it only heartbeats the caller asked for (:func:`_reply`);
 * an RPC request must name a method in ``allowed_methods``; its context
   keeps only the route's ``context_keys`` and is forced to the tenant
   (bridge/context.py), its ``_timeout`` and ``_unique_id`` are bounded
@@ -36,8 +38,10 @@ class Publish:
     """One AMQP message to publish."""
 
     def __init__(self, kind, exchange, routing_key, body, headers,
-                 mandatory=False, msg_id=None):
+                 mandatory=False, msg_id=None, answer=None):
         self.kind = kind
+        # An answer: (token, expiry, final), to record once published.
+        self.answer = answer
         self.exchange = exchange
         self.routing_key = routing_key
         self.body = body
@@ -71,8 +75,8 @@ def translate(route, conf, tenant, queue, body, zaqar_id, used_tokens=None):
     # opened only now.
     _checked(bounds.check_depth, message, route.max_depth, msg_id=msg_id)
     if 'reply_token' in data:
-        return _reply(conf, tenant, data['reply_token'], message, headers,
-                      msg_id, used_tokens)
+        return _reply(conf, tenant, queue, data['reply_token'], message,
+                      headers, msg_id, used_tokens)
     try:
         kind = envelope.kind(message)
     except envelope.EnvelopeError as exc:
@@ -123,21 +127,60 @@ def _call_address(route, conf, tenant, message, msg_id):
     return {'_msg_id': token, '_reply_q': conf.rpc.amqp_reply_queue}
 
 
-def _reply(conf, tenant, token, message, headers, msg_id, used_tokens):
+# Fewest seconds between two heartbeats passed for one call: a quarter of
+# the caller's call-monitor timeout (an oslo.messaging server sends one
+# every half), and never more than one a second.
+MIN_HEARTBEAT_GAP = 1.0
+
+
+def _reply(conf, tenant, queue, token, message, headers, msg_id,
+           used_tokens):
+    """The answer to a controller's call, in the shape a rabbit server sends.
+
+    Checks only (``used_tokens`` is read, never written): the caller of
+    :func:`translate` records ``Publish.answer`` in ``used_tokens`` once
+    RabbitMQ confirmed it.  Per token, one final answer passes; before
+    it, heartbeats (``ending: false``) pass only if the caller gave a
+    call-monitor timeout (oslo.messaging's reply waiter fails on one it
+    did not ask for), at most one every :data:`MIN_HEARTBEAT_GAP` seconds
+    or a quarter of that timeout, rebuilt as ``{"result": null,
+    "failure": null, "ending": false}``.  Anything else is rejected.
+    """
     try:
         address = tokens.verify(conf.rpc.reply_secret, tokens.AMQP_REPLY,
                                 token, tenant=tenant)
-        if used_tokens is not None and message.get('ending') is not False:
-            used_tokens.check_and_add(token, address['expires'])
+        if address['answer_queue'] != queue:
+            raise tokens.TokenError('reply token is for answers read from '
+                                    'queue %r, not %r'
+                                    % (address['answer_queue'], queue))
+        if used_tokens is not None:
+            used_tokens.check_unanswered(token)
     except tokens.TokenError as exc:
         raise Reject('answer rejected: %s' % exc, msg_id)
-    failure = message.get('failure')
-    if failure is not None and not isinstance(failure, str):
-        raise Reject('answer rejected: failure must be a serialized '
-                     'oslo.messaging exception (a string)', msg_id)
-    reply = {'result': message.get('result'), 'failure': failure,
-             'ending': message.get('ending', True) is not False,
+    ending = message.get('ending', True)
+    if not isinstance(ending, bool):
+        raise Reject('answer rejected: "ending" must be true or false',
+                     msg_id)
+    result, failure = message.get('result'), message.get('failure')
+    if ending:
+        if failure is not None and not isinstance(failure, str):
+            raise Reject('answer rejected: failure must be a serialized '
+                         'oslo.messaging exception (a string)', msg_id)
+    elif result is not None or failure is not None:
+        raise Reject('answer rejected: a heartbeat ("ending": false) '
+                     'carries no result nor failure', msg_id)
+    elif address['monitor'] < 2:
+        raise Reject('answer rejected: a heartbeat ("ending": false) for a '
+                     'call without a call-monitor timeout', msg_id)
+    elif used_tokens is not None:
+        try:
+            used_tokens.check_heartbeat(token, max(
+                MIN_HEARTBEAT_GAP, address['monitor'] / 4.0))
+        except tokens.TokenError as exc:
+            raise Reject('answer rejected: %s' % exc, msg_id)
+    reply = {'result': result, 'failure': failure, 'ending': ending,
              '_msg_id': address['msg_id'],
              '_unique_id': uuid.uuid4().hex}
     return Publish('reply', '', address['queue'], envelope.wrap(reply),
-                   headers, mandatory=True, msg_id=msg_id)
+                   headers, mandatory=True, msg_id=msg_id,
+                   answer=(token, address['expires'], ending))

@@ -60,6 +60,19 @@ def _expiry_seconds(properties, message, rpc_conf):
     return max(1, int(ttl))
 
 
+def _call_monitor(message):
+    """The caller's call-monitor timeout in whole seconds, or 0.
+
+    oslo.messaging sends it as ``_timeout``; its server heartbeats a call
+    every half of ``int(_timeout)`` when that is at least 1 s.
+    """
+    try:
+        monitor = int(message.get('_timeout') or 0)
+    except (TypeError, ValueError, OverflowError):
+        return 0
+    return min(monitor, 2 ** 31) if monitor >= 2 else 0
+
+
 def translate(route, conf, project_of, body, exchange, routing_key,
               headers=None, properties=None, content_type=None):
     """Turn one delivery into an :class:`Outgoing` or raise Reject.
@@ -109,7 +122,9 @@ def translate(route, conf, project_of, body, exchange, routing_key,
             raise Reject('reply_queue: %s' % exc, msg_id)
         token = tokens.sign(conf.rpc.reply_secret, tokens.AMQP_REPLY,
                             message['_reply_q'], message['_msg_id'], tenant,
-                            _expiry_seconds(properties, message, conf.rpc))
+                            _expiry_seconds(properties, message, conf.rpc),
+                            answer_queue=reply_queue,
+                            monitor=_call_monitor(message))
         reply = {'queue': reply_queue, 'token': token}
     if route.envelope == 'oslo':
         message = context.allowed_only(message, route.context_keys)

@@ -6,9 +6,13 @@ tenants are split across its workers (a stable hash of the tenant modulo
 the worker claims up to ``claim_limit`` messages, publishes each one with
 publisher confirms and deletes it from Zaqar only after the broker
 confirmed.  A crash before the delete leaves the claim to expire
-(``claim_ttl``): the message is claimed again, never lost.  When to look
-at which queue (polling backoff, doorbell, safety sweep, per-tenant
-fairness and rate limit) is bridge/zaqar/schedule.py's business.
+(``claim_ttl``): the message is claimed again, never lost.  Between two
+claims, idle or not, the worker services its connection's heartbeats.
+Answers to controllers' calls are checked by bridge/translate/to_amqp.py
+and recorded in the process's used-token memory only once RabbitMQ
+confirmed them.  When to look at which queue (polling backoff, doorbell,
+safety sweep, per-tenant fairness and rate limit) is
+bridge/zaqar/schedule.py's business.
 """
 
 import threading
@@ -57,7 +61,8 @@ class Reverser:
         self.doorbell = None
         self.connection = amqp_connection.connection(conf)
         self.publisher = None
-        self.used_tokens = tokens.UsedTokens()
+        # Answers published, shared by every route of this process.
+        self.used_tokens = tokens.PROCESS
         self.zaqar = backoff.Outage(
             LOG, route.name, 'Zaqar', route.retry_max_interval,
             report=lambda up: self.metrics.connection(route.name, 'zaqar',
@@ -68,6 +73,8 @@ class Reverser:
                                                       'rabbitmq', up))
         self._stop = threading.Event()
         self._declared_queues = set()
+        self._tick = amqp_connection.tick(conf, 1.0)
+        self._keep_alive_at = 0.0
 
     def _tenant_queue(self, tenant):
         route = self.route
@@ -185,6 +192,10 @@ class Reverser:
                     if errors is None or not isinstance(exc, errors):
                         raise
                     self.publisher = None
+                    # A connection given up on (e.g. its heartbeats were
+                    # missed) may look open: drop it, as kombu's ensure()
+                    # does, so the next round opens a new one.
+                    self.connection.collect()
                     self._stop.wait(self.amqp.failed(exc))
         finally:
             if self.doorbell is not None:
@@ -197,10 +208,25 @@ class Reverser:
         for queue in self.schedule.due(time.monotonic()):
             if self._stop.is_set():
                 return
+            self._keep_alive()
             self._drain(queue)
+        self._keep_alive()
         wake = self.schedule.wake
-        wake.wait(self.schedule.next_wake(time.monotonic()))
+        wake.wait(min(self._tick,
+                      self.schedule.next_wake(time.monotonic())))
         wake.clear()
+
+    def _keep_alive(self):
+        """Service the connection's heartbeats, every ``_tick`` seconds.
+
+        Publishing alone leaves a quiet route's connection idle, and
+        RabbitMQ closes one whose heartbeats stop: the next answer would
+        find it gone.
+        """
+        now = time.monotonic()
+        if now >= self._keep_alive_at:
+            amqp_connection.keep_alive(self.connection)
+            self._keep_alive_at = now + self._tick
 
     def _subscribe(self, queue, client):
         """Make sure the doorbell rings for this queue (once per worker)."""
@@ -303,6 +329,10 @@ class Reverser:
         delivered = self.publisher.publish(
             out.body, out.exchange, out.routing_key, headers=out.headers,
             mandatory=out.mandatory)
+        if out.answer is not None:
+            # Confirmed by RabbitMQ (delivered or returned): only now is
+            # the token used, so an answer lost on the way can come again.
+            self.used_tokens.published(*out.answer)
         if not delivered:
             LOG.warning('Route %s: answer %s from tenant %s dropped: the '
                         'caller\'s reply queue %s no longer exists (the call '

@@ -145,6 +145,23 @@ def test_controller_calls_and_casts_guest(daemon, rabbit, guest_url, names):
         stop(*srv)
 
 
+def test_guest_heartbeats_keep_a_monitored_controller_call_alive(
+        daemon, rabbit, guest_url, names):
+    srv = guest_server(guest_url(names.tenant_a), 'guestagent.%s'
+                       % names.guest, 'host-a', GuestAgent('a'),
+                       names.exchange)
+    try:
+        # Without the guest's heartbeats (every 2 s) through the bridge,
+        # the call would time out after 4 s, long before the answer.
+        client = controller_client(rabbit, names, timeout=60).prepare(
+            call_monitor_timeout=4)
+        assert client.call({'project_id': names.tenant_a}, 'slow',
+                           seconds=10) is None
+    finally:
+        stop(*srv)
+    assert 'dead-lettered' not in daemon.log()
+
+
 def test_fanout_reaches_two_guests(daemon, rabbit, guest_url, names):
     agents = [GuestAgent('a'), GuestAgent('b')]
     servers = [guest_server(guest_url(names.tenant_a), 'guestagent.%s'

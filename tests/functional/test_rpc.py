@@ -19,8 +19,11 @@ from tests.functional import bridgeutil
 pytestmark = pytest.mark.functional
 
 
-@pytest.fixture
-def daemon(tmp_path, rabbit, zaqar, names):
+def start_daemon(tmp_path, rabbit, zaqar, names, amqp_options=''):
+    """A daemon carrying calls both ways: guests, conductor and replies.
+
+    ``amqp_options``: more lines for its ``[amqp]`` section.
+    """
     tenants = '%s, %s' % (names.tenant_a, names.tenant_b)
     routes = [
         ('guests', '''
@@ -47,11 +50,20 @@ def daemon(tmp_path, rabbit, zaqar, names):
     ]
     config = bridgeutil.write_config(
         tmp_path / 'bridge.conf', rabbit, zaqar, routes,
-        extra=bridgeutil.dead_letter_section(names.dlq))
-    d = bridgeutil.Daemon(config, tmp_path / 'bridge.log').start(4)
-    yield d
+        extra=bridgeutil.dead_letter_section(names.dlq) + amqp_options)
+    return bridgeutil.Daemon(config, tmp_path / 'bridge.log').start(4)
+
+
+def stop_daemon(d, rabbit):
     assert d.stop() == 0
-    bridgeutil.delete_queues(rabbit, config)
+    bridgeutil.delete_queues(rabbit, d.config)
+
+
+@pytest.fixture
+def daemon(tmp_path, rabbit, zaqar, names):
+    d = start_daemon(tmp_path, rabbit, zaqar, names)
+    yield d
+    stop_daemon(d, rabbit)
 
 
 class Guest:

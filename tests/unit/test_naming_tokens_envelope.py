@@ -169,9 +169,50 @@ def test_token_tampered_payload_refused():
 
 def test_used_tokens_refuse_replay():
     used = tokens.UsedTokens()
-    used.check_and_add('t1', time.time() + 10)
-    with pytest.raises(tokens.TokenError, match='replay'):
-        used.check_and_add('t1', time.time() + 10)
+    expires = time.time() + 10
+    used.check_unanswered('t1')
+    used.check_unanswered('t1')     # checking records nothing
+    used.published('t1', expires, final=True)
+    with pytest.raises(tokens.TokenError, match='already answered'):
+        used.check_unanswered('t1')
+    with pytest.raises(tokens.TokenError, match='already answered'):
+        used.check_heartbeat('t1', 0)
+    used.check_unanswered('t2')     # another token is not concerned
+
+
+def test_used_tokens_rate_limit_heartbeats_before_the_answer():
+    used = tokens.UsedTokens()
+    expires = time.time() + 100
+    used.check_heartbeat('t1', 5, now=1000)
+    used.published('t1', expires, final=False, now=1000)
+    with pytest.raises(tokens.TokenError, match='at most one every 5.0s'):
+        used.check_heartbeat('t1', 5, now=1004)
+    used.check_heartbeat('t1', 5, now=1005)
+    used.check_unanswered('t1')     # the answer is never held back
+    used.published('t1', expires, final=True, now=1006)
+    with pytest.raises(tokens.TokenError, match='already answered'):
+        used.check_heartbeat('t1', 5, now=2000)
+
+
+def test_used_tokens_forget_expired_ones_when_full():
+    used = tokens.UsedTokens(limit=2)
+    used.published('old', 10, final=True, now=5)
+    used.published('t2', 1000, final=True, now=5)
+    used.published('t3', 1000, final=True, now=20)
+    used.check_unanswered('old')
+    for token in ('t2', 't3'):
+        with pytest.raises(tokens.TokenError):
+            used.check_unanswered(token)
+
+
+def test_token_binds_answer_queue_and_call_monitor():
+    tok = tokens.sign('k', tokens.AMQP_REPLY, 'reply_1', 'm1', 'tenant-a',
+                      60, answer_queue='bridge_replies', monitor=10)
+    got = tokens.verify('k', tokens.AMQP_REPLY, tok)
+    assert (got['answer_queue'], got['monitor']) == ('bridge_replies', 10)
+    plain = tokens.verify('k', tokens.AMQP_REPLY, tokens.sign(
+        'k', tokens.AMQP_REPLY, 'reply_1', 'm1', 'tenant-a', 60))
+    assert (plain['answer_queue'], plain['monitor']) == (None, 0)
 
 
 def test_envelope_roundtrip():

@@ -94,6 +94,23 @@ def test_forward_call_gets_signed_reply_address(setup):
     address = tokens.verify(conf.rpc.reply_secret, tokens.AMQP_REPLY,
                             reply['token'], tenant='tenant-a')
     assert address['queue'] == 'reply_abc' and address['msg_id'] == 'm1'
+    # Answers are taken from the reply queue only; no call monitor asked.
+    assert address['answer_queue'] == 'bridge_replies'
+    assert address['monitor'] == 0
+
+
+@pytest.mark.parametrize('timeout,monitor', [
+    (30, 30), ('7', 7), (1, 0), (None, 0), ('x', 0), (float('inf'), 0),
+    (float('nan'), 0), (1e300, 2 ** 31)])
+def test_forward_call_monitor_in_token(setup, timeout, monitor):
+    conf, _ = setup
+    out = fwd(setup, oslo_body(method='ping', _msg_id='m1',
+                               _reply_q='reply_abc', _unique_id='u',
+                               _timeout=timeout,
+                               _context_project_id='tenant-a'))
+    address = tokens.verify(conf.rpc.reply_secret, tokens.AMQP_REPLY,
+                            out.message['body']['reply']['token'])
+    assert address['monitor'] == monitor
 
 
 def test_forward_call_reply_queue_per_tenant(setup):
@@ -154,10 +171,11 @@ def test_forward_raw_json_and_binary(setup):
     assert out.message['body']['content_type'] == 'image/png'
 
 
-def rev(setup, body, tenant='tenant-a', used=None, name='rev'):
+def rev(setup, body, tenant='tenant-a', used=None, name='rev',
+        queue='trove-conductor'):
     conf, routes = setup
-    return to_amqp.translate(routes[name], conf, tenant, 'trove-conductor',
-                             body, 'zid', used)
+    return to_amqp.translate(routes[name], conf, tenant, queue, body, 'zid',
+                             used)
 
 
 def test_reverse_cast_forces_project(setup):
@@ -238,26 +256,102 @@ def test_reverse_rejects(setup, body, reason):
         rev(setup, body)
 
 
+def answer_token(conf, monitor=0, queue='bridge_replies'):
+    return tokens.sign(conf.rpc.reply_secret, tokens.AMQP_REPLY, 'reply_c',
+                       'm1', 'tenant-a', 60, answer_queue=queue,
+                       monitor=monitor)
+
+
+def answer(token, **message):
+    return {'bridge': 1, 'reply_token': token, 'message': message}
+
+
+def rev_answer(setup, body, used, **kw):
+    return rev(setup, body, used=used, queue='bridge_replies', **kw)
+
+
 def test_reverse_reply_token_checks(setup):
     conf, _ = setup
-    tok = tokens.sign(conf.rpc.reply_secret, tokens.AMQP_REPLY, 'reply_c',
-                      'm1', 'tenant-a', 60)
-    body = {'bridge': 1, 'reply_token': tok,
-            'message': {'result': 42, 'failure': None, 'ending': True}}
+    tok = answer_token(conf)
+    body = answer(tok, result=42, failure=None, ending=True)
     used = tokens.UsedTokens()
     with pytest.raises(Reject, match='another tenant'):
-        rev(setup, body, tenant='tenant-b', used=used)
-    out = rev(setup, body, used=used)
+        rev_answer(setup, body, used, tenant='tenant-b')
+    out = rev_answer(setup, body, used)
     assert (out.exchange, out.routing_key, out.mandatory) == ('', 'reply_c',
                                                               True)
     reply = envelope.unwrap(json.dumps(out.body))
     assert reply['_msg_id'] == 'm1' and reply['result'] == 42
-    with pytest.raises(Reject, match='replay'):
-        rev(setup, body, used=used)
+    assert out.answer == (tok, tokens.verify(
+        conf.rpc.reply_secret, tokens.AMQP_REPLY, tok)['expires'], True)
+    # Translating records nothing: until the caller says the answer was
+    # published, the same answer passes again.
+    assert rev_answer(setup, body, used).answer == out.answer
+    used.published(*out.answer)
+    with pytest.raises(Reject, match='already answered'):
+        rev_answer(setup, body, used)
     zaqar_tok = tokens.sign(conf.rpc.reply_secret, tokens.ZAQAR_REPLY,
                             'reply_c', 'm1', 'tenant-a', 60)
     with pytest.raises(Reject, match='signature'):
-        rev(setup, dict(body, reply_token=zaqar_tok))
+        rev_answer(setup, dict(body, reply_token=zaqar_tok), None)
+
+
+def test_reverse_answer_only_from_its_reply_queue(setup):
+    conf, _ = setup
+    body = answer(answer_token(conf), result=1, failure=None)
+    with pytest.raises(Reject, match="from queue 'bridge_replies', not "
+                                     "'trove-conductor'"):
+        rev(setup, body, used=tokens.UsedTokens())
+    # A token signed without an answer queue (an older bridge) is refused.
+    with pytest.raises(Reject, match='from queue None'):
+        rev_answer(setup, answer(answer_token(conf, queue=None), result=1),
+                   None)
+    assert rev_answer(setup, body, tokens.UsedTokens()).kind == 'reply'
+
+
+def test_rejected_answer_leaves_the_token_usable(setup):
+    conf, _ = setup
+    tok = answer_token(conf)
+    used = tokens.UsedTokens()
+    with pytest.raises(Reject, match='failure must be'):
+        rev_answer(setup, answer(tok, result=None, failure={'x': 1}), used)
+    out = rev_answer(setup, answer(tok, result='ok', failure=None), used)
+    assert envelope.unwrap(json.dumps(out.body))['result'] == 'ok'
+
+
+@pytest.mark.parametrize('message,reason', [
+    ({'result': None, 'ending': False}, 'without a call-monitor timeout'),
+    ({'result': 'x', 'ending': False}, 'carries no result nor failure'),
+    ({'failure': 'x', 'ending': False}, 'carries no result nor failure'),
+    ({'result': 1, 'ending': 'no'}, '"ending" must be true or false'),
+    ({'result': 1, 'ending': None}, '"ending" must be true or false'),
+])
+def test_reverse_bad_heartbeats_rejected(setup, message, reason):
+    conf, _ = setup
+    with pytest.raises(Reject, match=reason):
+        rev_answer(setup, answer(answer_token(conf), **message),
+                   tokens.UsedTokens())
+
+
+def test_reverse_heartbeats_normalised_limited_and_before_the_answer(setup):
+    conf, _ = setup
+    tok = answer_token(conf, monitor=20)
+    used = tokens.UsedTokens()
+    beat = answer(tok, result=None, failure=None, ending=False,
+                  _msg_id='guest-chosen', extra={'x': 1})
+    out = rev_answer(setup, beat, used)
+    reply = envelope.unwrap(json.dumps(out.body))
+    assert {k: v for k, v in reply.items() if k != '_unique_id'} == {
+        'result': None, 'failure': None, 'ending': False, '_msg_id': 'm1'}
+    assert out.answer[2] is False
+    used.published(*out.answer)
+    with pytest.raises(Reject, match='at most one every 5.0s'):
+        rev_answer(setup, beat, used)
+    final = rev_answer(setup, answer(tok, result='done', failure=None), used)
+    used.published(*final.answer)
+    for late in (beat, answer(tok, result='again', failure=None)):
+        with pytest.raises(Reject, match='already answered'):
+            rev_answer(setup, late, used)
 
 
 def test_reply_to_guest_call(setup):
