@@ -226,6 +226,12 @@ class Forwarder(mixins.ConsumerMixin):
     def _refused(self, todo, exc):
         """Zaqar said 4xx: retry one by one to find the refused message."""
         if len(todo.items) > 1:
+            _, queue = todo.key
+            LOG.warning('Route %s: Zaqar refused a batch of %d messages for '
+                        'tenant %s queue %s (%s); posting them one by one',
+                        self.route.name, len(todo.items),
+                        todo.items[0][1].tenant, queue,
+                        backoff.error_text(exc))
             for item in todo.items:
                 single = batch.Batch(todo.key, todo.started)
                 single.items.append(item)
