@@ -97,3 +97,68 @@ def test_sighup_applies_route_changes(tmp_path, rabbit, zaqar, unique_name):
         import kombu
         with kombu.Connection(rabbit.kombu_url) as conn:
             conn.default_channel.queue_delete('%s-q' % ex_a)
+
+
+def test_sighup_shared_change_restarts_every_route(tmp_path, rabbit, zaqar,
+                                                   unique_name):
+    """README (SIGHUP): a change to [zaqar] or [amqp] restarts every route;
+    a change to one route's section restarts that route only."""
+    ex_a, ex_b = unique_name('ex-a'), unique_name('ex-b')
+    tenant = unique_name('tenant')
+    config = tmp_path / 'bridge.conf'
+    routes = [('a', forward(ex_a)), ('b', reverse(ex_b, tenant))]
+    bridgeutil.write_config(config, rabbit, zaqar, routes)
+    # b passes calls: the internal rpc-replies route runs too.
+    daemon = bridgeutil.Daemon(config, tmp_path / 'bridge.log').start(3)
+
+    def pids():
+        return (daemon.pid_logging('Route a: consuming'),
+                daemon.pid_logging('Route b: connected'))
+
+    def restarted(old, edit, expect):
+        config.write_text(edit(config.read_text()))
+        count = daemon.log().count('Reload')
+        daemon.proc.send_signal(signal.SIGHUP)
+        daemon.wait_for_log(lambda t: t.count('Reload') > count,
+                            what='the reload')
+        last = [line for line in daemon.log().splitlines()
+                if 'Reload' in line][-1]
+        assert last.endswith('Reloaded the configuration: ' + expect), last
+        a_moved, b_moved = 'restarted a' in expect, 'restarted b' in expect
+        # Each restarted route logs it is running again, from a new pid.
+        daemon.wait_for_log(
+            lambda t: pids()[0] != old[0] or not a_moved,
+            what='a running again')
+        daemon.wait_for_log(
+            lambda t: pids()[1] != old[1] or not b_moved,
+            what='b running again')
+        bridgeutil.wait_until(
+            lambda: set(pids()) <= set(daemon.worker_pids()) and
+            (old[0] in daemon.worker_pids()) != a_moved and
+            (old[1] in daemon.worker_pids()) != b_moved,
+            what=lambda: 'workers %s, old %s, new %s'
+            % (daemon.worker_pids(), old, pids()))
+        return pids()
+
+    try:
+        first = pids()
+        # [zaqar]: both restart.
+        second = restarted(first, lambda text: text.replace(
+            '[zaqar]\n', '[zaqar]\nrequest_timeout = 25\n'),
+            'restarted a, restarted b, restarted rpc-replies')
+        # [amqp]: both restart.
+        third = restarted(second, lambda text: text + (
+            '\n[amqp]\nconnect_timeout = 7\n'),
+            'restarted a, restarted b, restarted rpc-replies')
+        # Route b only: a keeps its worker.
+        fourth = restarted(third, lambda text: text.replace(
+            'allowed_methods = heartbeat',
+            'allowed_methods = heartbeat, other'), 'restarted b')
+        assert fourth[0] == third[0] and fourth[1] != third[1]
+        assert 'Traceback' not in daemon.log()
+    finally:
+        assert daemon.stop() == 0
+        bridgeutil.delete_queues(rabbit, config)
+        import kombu
+        with kombu.Connection(rabbit.kombu_url) as conn:
+            conn.default_channel.queue_delete('%s-q' % ex_a)
