@@ -271,13 +271,14 @@ def drain(queue, expect, timeout=30):
 
 
 
-class ZaqarProxy:
-    """An HTTP proxy in front of a real zaqar-server, for the bridge.
+class HttpProxy:
+    """An HTTP proxy in front of a real server (zaqar-server, Keystone).
 
-    It records every request (``requests``: method, path, project,
+    It records every request (``requests``: method, path, Zaqar project,
     status) and can hold the next request matching ``hold(predicate)``
     until :meth:`release`, to catch the bridge in the middle of its work.
-    Use ``proxy.url`` as the bridge's ``[zaqar] url``.
+    Give the bridge ``proxy.url`` (``[zaqar] url``, ``auth_url``) to see
+    what it asks.
     """
 
     def __init__(self, target):
@@ -323,9 +324,9 @@ class ZaqarProxy:
             self._released.wait(120)
         length = int(handler.headers.get('Content-Length') or 0)
         body = handler.rfile.read(length) if length else None
+        # Host stays: a server building links (Keystone) points at us.
         headers = {k: v for k, v in handler.headers.items()
-                   if k.lower() not in ('host', 'content-length',
-                                        'connection')}
+                   if k.lower() not in ('content-length', 'connection')}
         project = handler.headers.get('X-Project-Id')
         try:
             resp = requests.request(method, self.target + path,

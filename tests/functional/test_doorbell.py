@@ -53,7 +53,7 @@ def test_ring_wakes_the_bridge(tmp_path, rabbit, zaqar, names, conductor):
 
 def test_sweep_catches_a_lost_ring(tmp_path, rabbit, zaqar, names,
                                    conductor):
-    proxy = bridgeutil.ZaqarProxy(zaqar.url)
+    proxy = bridgeutil.HttpProxy(zaqar.url)
     config, daemon = start(tmp_path, rabbit, proxy, names, 0.2)
     try:
         queue = zaqar.client(names.tenant_a).queue(names.conductor)

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.functional
 
 @pytest.fixture
 def proxy(zaqar):
-    p = bridgeutil.ZaqarProxy(zaqar.url)
+    p = bridgeutil.HttpProxy(zaqar.url)
     yield p
     p.close()
 
