@@ -99,6 +99,7 @@ def test_sighup_applies_route_changes(tmp_path, rabbit, zaqar, unique_name):
             conn.default_channel.queue_delete('%s-q' % ex_a)
 
 
+@pytest.mark.slow
 def test_sighup_shared_change_restarts_every_route(tmp_path, rabbit, zaqar,
                                                    unique_name):
     """README (SIGHUP): a change to [zaqar] or [amqp] restarts every route;

@@ -78,6 +78,7 @@ def test_sigterm_releases_the_reverse_claim(tmp_path, rabbit, zaqar, proxy,
     assert 'Traceback' not in daemon.log()
 
 
+@pytest.mark.slow
 def test_sigterm_during_a_zaqar_outage(tmp_path, rabbit, zaqar, names):
     """Stopped while Zaqar is down: a prompt, clean exit, nothing acked."""
     config = bridgeutil.write_config(tmp_path / 'bridge.conf', rabbit, zaqar,

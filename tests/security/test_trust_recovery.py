@@ -30,6 +30,7 @@ def lookups(proxy):
             if r[0] == 'GET' and '/OS-TRUST/trusts' in r[1]]
 
 
+@pytest.mark.slow
 def test_deleted_trust_then_a_new_one(tmp_path, rabbit, keystone,
                                       zaqar_keystone):
     a = keystone.tenants['a']
