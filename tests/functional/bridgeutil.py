@@ -76,6 +76,34 @@ def write_config(path, rabbit, zaqar, routes, extra=''):
 QUEUES = {}
 
 
+def route(direction, exchange, **options):
+    """A route section: ``direction``, ``exchange``, then ``options``."""
+    options = dict(direction=direction, exchange=exchange, **options)
+    return ''.join('%s = %s\n' % item for item in options.items())
+
+
+def guests_route(exchange, **options):
+    """to_zaqar: controllers' casts to guestagent.* -> the tenant's queue
+    guestagent_<id>."""
+    return route('to_zaqar', exchange, binding_keys='guestagent.*',
+                 tenant='context:project_id', **options)
+
+
+def conductor_route(exchange, zaqar_queue, tenants, **options):
+    """to_amqp: guests' heartbeats from ``zaqar_queue`` of each tenant."""
+    return route('to_amqp', exchange, zaqar_queue=zaqar_queue,
+                 tenants=', '.join(tenants), allowed_methods='heartbeat',
+                 **options)
+
+
+def heartbeat(n, ttl=300):
+    """A guest's heartbeat cast (``n``), as it posts it to a conductor
+    queue (doc/protocol.rst)."""
+    return {'ttl': ttl, 'body': {'bridge': 1, 'message': {
+        'method': 'heartbeat', 'args': {'n': n},
+        '_unique_id': uuid.uuid4().hex}}}
+
+
 def dead_letter_section(name):
     """``[amqp]`` for dead letters of the test's own (exchange and queue
     ``name``), deleted with the test's queues."""

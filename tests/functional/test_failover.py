@@ -40,13 +40,9 @@ def test_failover_to_the_next_host_mid_stream(tmp_path, rabbit_nodes, zaqar,
                                               names):
     first, second = rabbit_nodes.start(), rabbit_nodes.start()
     proxy = bridgeutil.HttpProxy(zaqar.url)
-    config = bridgeutil.write_config(tmp_path / 'bridge.conf', first, proxy,
-                                     [('guests', '''
-        direction = to_zaqar
-        exchange = %s
-        binding_keys = guestagent.*
-        tenant = context:project_id
-        ''' % names.exchange)])
+    config = bridgeutil.write_config(
+        tmp_path / 'bridge.conf', first, proxy,
+        [('guests', bridgeutil.guests_route(names.exchange))])
     both = 'rabbit://guest:guest@127.0.0.1:%d,guest:guest@127.0.0.1:%d/' % (
         first.port, second.port)
     config.write_text(config.read_text().replace(

@@ -14,28 +14,16 @@ pytestmark = [pytest.mark.functional, pytest.mark.slow]
 FLOOD = 200
 
 
-def heartbeats(tenant, numbers):
-    return [{'ttl': 600, 'body': {'bridge': 1, 'message': {
-        'method': 'heartbeat', 'args': {'n': n},
-        '_unique_id': '%s-%d' % (tenant, n)}}} for n in numbers]
-
-
 def test_flooding_tenant_does_not_starve_a_quiet_one(
         tmp_path, rabbit, zaqar, names, conductor):
     # One worker serves both tenants; at 10 messages a second the flood
     # lasts about 20 s, the quiet tenant's few messages a round or two.
-    config = bridgeutil.write_config(tmp_path / 'bridge.conf', rabbit, zaqar,
-                                     [('conductor', '''
-        direction = to_amqp
-        exchange = %s
-        zaqar_queue = %s
-        tenants = %s, %s
-        allowed_methods = heartbeat
-        claim_limit = 5
-        tenant_rate_limit = 10
-        poll_interval = 0.2
-        ''' % (names.exchange, names.conductor, names.tenant_a,
-               names.tenant_b))])
+    config = bridgeutil.write_config(
+        tmp_path / 'bridge.conf', rabbit, zaqar, [
+            ('conductor', bridgeutil.conductor_route(
+                names.exchange, names.conductor,
+                [names.tenant_a, names.tenant_b], claim_limit=5,
+                tenant_rate_limit=10, poll_interval=0.2))])
     flood = zaqar.client(names.tenant_a).queue(names.conductor)
     quiet = zaqar.client(names.tenant_b).queue(names.conductor)
     daemon = bridgeutil.Daemon(config, tmp_path / 'bridge.log').start(1)
@@ -45,10 +33,11 @@ def test_flooding_tenant_does_not_starve_a_quiet_one(
                 if c[1]['project_id'] == tenant]
     try:
         for start in range(0, FLOOD, 20):
-            flood.post(heartbeats(names.tenant_a, range(start, start + 20)))
+            flood.post([bridgeutil.heartbeat(n, ttl=600)
+                        for n in range(start, start + 20)])
         bridgeutil.wait_until(lambda: received(names.tenant_a),
                               what='the flood being drained')
-        quiet.post(heartbeats(names.tenant_b, range(3)))
+        quiet.post([bridgeutil.heartbeat(n) for n in range(3)])
         bridgeutil.wait_until(lambda: len(received(names.tenant_b)) == 3,
                               timeout=60,
                               what='the quiet tenant\'s three messages')

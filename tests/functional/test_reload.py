@@ -44,15 +44,27 @@ def rewrite(config, routes):
     config.write_text(head + '\n' + body + '\n' + metrics)
 
 
-def hup(daemon, routes, expect):
+def sighup(daemon, edit):
+    """``edit()`` the config, SIGHUP: the line saying what was reloaded."""
     count = daemon.log().count('Reload')
-    rewrite(daemon.config, routes)
+    edit()
     daemon.proc.send_signal(signal.SIGHUP)
     daemon.wait_for_log(lambda t: t.count('Reload') > count,
                         what='the reload')
-    last = [line for line in daemon.log().splitlines()
+    return [line for line in daemon.log().splitlines()
             if 'Reload' in line][-1]
+
+
+def hup(daemon, routes, expect):
+    last = sighup(daemon, lambda: rewrite(daemon.config, routes))
     assert expect in last, last
+
+
+def delete_forward_queue(rabbit, exchange):
+    """The queue ``forward(exchange)`` names (not write_config's own)."""
+    import kombu
+    with kombu.Connection(rabbit.kombu_url) as conn:
+        conn.default_channel.queue_delete('%s-q' % exchange)
 
 
 def test_sighup_applies_route_changes(tmp_path, rabbit, zaqar, unique_name):
@@ -94,9 +106,7 @@ def test_sighup_applies_route_changes(tmp_path, rabbit, zaqar, unique_name):
     finally:
         assert daemon.stop() == 0
         bridgeutil.delete_queues(rabbit, config)
-        import kombu
-        with kombu.Connection(rabbit.kombu_url) as conn:
-            conn.default_channel.queue_delete('%s-q' % ex_a)
+        delete_forward_queue(rabbit, ex_a)
 
 
 @pytest.mark.slow
@@ -117,37 +127,30 @@ def test_sighup_shared_change_restarts_every_route(tmp_path, rabbit, zaqar,
                 daemon.pid_logging('Route b: connected'))
 
     def restarted(old, edit, expect):
-        config.write_text(edit(config.read_text()))
-        count = daemon.log().count('Reload')
-        daemon.proc.send_signal(signal.SIGHUP)
-        daemon.wait_for_log(lambda t: t.count('Reload') > count,
-                            what='the reload')
-        last = [line for line in daemon.log().splitlines()
-                if 'Reload' in line][-1]
+        """Apply ``edit`` to the config text, SIGHUP: exactly ``expect``
+        restarted, each restarted route running again in a new worker."""
+        last = sighup(daemon, lambda: config.write_text(
+            edit(config.read_text())))
         assert last.endswith('Reloaded the configuration: ' + expect), last
-        a_moved, b_moved = 'restarted a' in expect, 'restarted b' in expect
-        # Each restarted route logs it is running again, from a new pid.
-        daemon.wait_for_log(
-            lambda t: pids()[0] != old[0] or not a_moved,
-            what='a running again')
-        daemon.wait_for_log(
-            lambda t: pids()[1] != old[1] or not b_moved,
-            what='b running again')
-        bridgeutil.wait_until(
-            lambda: set(pids()) <= set(daemon.worker_pids()) and
-            (old[0] in daemon.worker_pids()) != a_moved and
-            (old[1] in daemon.worker_pids()) != b_moved,
-            what=lambda: 'workers %s, old %s, new %s'
-            % (daemon.worker_pids(), old, pids()))
+        moved = ('restarted a' in expect, 'restarted b' in expect)
+
+        def applied():
+            new, running = pids(), daemon.worker_pids()
+            return all((new[i] != old[i]) == moved[i]
+                       and new[i] in running
+                       and (old[i] in running) != moved[i]
+                       for i in (0, 1))
+        bridgeutil.wait_until(applied, what=lambda: 'workers %s, old %s, '
+                              'new %s' % (daemon.worker_pids(), old, pids()))
         return pids()
 
     try:
         first = pids()
-        # [zaqar]: both restart.
+        # [zaqar]: every route restarts.
         second = restarted(first, lambda text: text.replace(
             '[zaqar]\n', '[zaqar]\nrequest_timeout = 25\n'),
             'restarted a, restarted b, restarted rpc-replies')
-        # [amqp]: both restart.
+        # [amqp]: every route restarts.
         third = restarted(second, lambda text: text + (
             '\n[amqp]\nconnect_timeout = 7\n'),
             'restarted a, restarted b, restarted rpc-replies')
@@ -160,6 +163,4 @@ def test_sighup_shared_change_restarts_every_route(tmp_path, rabbit, zaqar,
     finally:
         assert daemon.stop() == 0
         bridgeutil.delete_queues(rabbit, config)
-        import kombu
-        with kombu.Connection(rabbit.kombu_url) as conn:
-            conn.default_channel.queue_delete('%s-q' % ex_a)
+        delete_forward_queue(rabbit, ex_a)

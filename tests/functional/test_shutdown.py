@@ -24,27 +24,15 @@ def proxy(zaqar):
     p.close()
 
 
-def heartbeats(*numbers):
-    return [{'ttl': 300, 'body': {'bridge': 1, 'message': {
-        'method': 'heartbeat', 'args': {'n': n},
-        '_unique_id': 'shutdown-%d' % n}}} for n in numbers]
-
-
 def test_sigterm_releases_the_reverse_claim(tmp_path, rabbit, zaqar, proxy,
                                             names, conductor):
     # claim_ttl 600: a claim that only expired would not be back for
     # 10 minutes, far beyond every wait below.
-    config = bridgeutil.write_config(tmp_path / 'bridge.conf', rabbit, proxy,
-                                     [('conductor', '''
-        direction = to_amqp
-        exchange = %s
-        zaqar_queue = %s
-        tenants = %s
-        allowed_methods = heartbeat
-        claim_limit = 3
-        claim_ttl = 600
-        poll_interval = 0.2
-        ''' % (names.exchange, names.conductor, names.tenant_a))])
+    config = bridgeutil.write_config(
+        tmp_path / 'bridge.conf', rabbit, proxy, [
+            ('conductor', bridgeutil.conductor_route(
+                names.exchange, names.conductor, [names.tenant_a],
+                claim_limit=3, claim_ttl=600, poll_interval=0.2))])
     queue = zaqar.client(names.tenant_a).queue(names.conductor)
     # Catch the worker after its claim of all three, publishing the first
     # and deleting it from Zaqar.
@@ -52,7 +40,7 @@ def test_sigterm_releases_the_reverse_claim(tmp_path, rabbit, zaqar, proxy,
                and '/messages/' in path)
     daemon = bridgeutil.Daemon(config, tmp_path / 'bridge.log').start(1)
     try:
-        queue.post(heartbeats(1, 2, 3))
+        queue.post([bridgeutil.heartbeat(n) for n in (1, 2, 3)])
         bridgeutil.wait_until(lambda: proxy.held,
                               what='the worker deleting its first message')
         # The claim exists: three messages claimed, none for anyone else.
@@ -81,19 +69,11 @@ def test_sigterm_releases_the_reverse_claim(tmp_path, rabbit, zaqar, proxy,
 @pytest.mark.slow
 def test_sigterm_during_a_zaqar_outage(tmp_path, rabbit, zaqar, names):
     """Stopped while Zaqar is down: a prompt, clean exit, nothing acked."""
-    config = bridgeutil.write_config(tmp_path / 'bridge.conf', rabbit, zaqar,
-                                     [('guests', """
-        direction = to_zaqar
-        exchange = %s
-        binding_keys = guestagent.*
-        tenant = context:project_id
-        """ % names.exchange), ('conductor', """
-        direction = to_amqp
-        exchange = %s
-        zaqar_queue = %s
-        tenants = %s
-        allowed_methods = heartbeat
-        """ % (names.exchange, names.conductor, names.tenant_a))])
+    config = bridgeutil.write_config(
+        tmp_path / 'bridge.conf', rabbit, zaqar, [
+            ('guests', bridgeutil.guests_route(names.exchange)),
+            ('conductor', bridgeutil.conductor_route(
+                names.exchange, names.conductor, [names.tenant_a]))])
     amqp_queue = bridgeutil.QUEUES[str(config)][1]
     client = test_forward.rpc_client(rabbit, names.exchange,
                                      'guestagent.%s' % names.guest)

@@ -7,8 +7,6 @@ bridge finds the trust through Keystone (none listed in ``[zaqar]
 trusts``), so the new trust is the one it must find.
 """
 
-import uuid
-
 import pytest
 
 from tests.functional import bridgeutil
@@ -16,12 +14,6 @@ from tests.functional.conftest import Conductor
 from tests.security import test_bridge_keystone as bk
 
 pytestmark = pytest.mark.functional
-
-
-def heartbeat(zaqar, keystone, tenant, queue, n):
-    bk.post(zaqar, keystone, tenant, queue, {
-        'bridge': 1, 'message': {'method': 'heartbeat', 'args': {'n': n},
-                                 '_unique_id': uuid.uuid4().hex}})
 
 
 def lookups(proxy):
@@ -44,30 +36,26 @@ def test_deleted_trust_then_a_new_one(tmp_path, rabbit, keystone,
     # trusts naming it is recorded.
     proxy = bridgeutil.HttpProxy(keystone.url[:-len('/v3')])
     config = bridgeutil.write_config(
-        tmp_path / 'bridge.conf', rabbit, zaqar_keystone, [('conductor', '''
-            direction = to_amqp
-            exchange = %s
-            zaqar_queue = %s
-            tenants = %s
-            allowed_methods = heartbeat
-            poll_interval = 0.2
-            ''' % (names.exchange, names.conductor, a.id))],
+        tmp_path / 'bridge.conf', rabbit, zaqar_keystone, [
+            ('conductor', bridgeutil.conductor_route(
+                names.exchange, names.conductor, [a.id],
+                poll_interval=0.2))],
         extra=keystone.bridge_zaqar_section(
             'trusts', trust_recheck_interval=2,
             auth_url=proxy.url + '/v3'))
+    queue = zaqar_keystone.tenant_client(a).queue(names.conductor)
     daemon = bridgeutil.Daemon(config, tmp_path / 'bridge.log').start(1)
 
     def errors():
         return [line for line in daemon.log().splitlines()
                 if ' ERROR ' in line and 'Project %s: ' % a.id in line]
     try:
-        heartbeat(zaqar_keystone, keystone, a, names.conductor, 1)
+        queue.post([bridgeutil.heartbeat(1)])
         bridgeutil.wait_until(lambda: conductor.calls, what='A served')
         keystone.delete_trust(a, first)
         bridgeutil.wait_until(errors, what='the deleted trust noticed')
         # Not served: a heartbeat of A waits in A's queue...
-        heartbeat(zaqar_keystone, keystone, a, names.conductor, 2)
-        queue = zaqar_keystone.tenant_client(a).queue(names.conductor)
+        queue.post([bridgeutil.heartbeat(2)])
         # ...while the bridge asks Keystone again (twice), and again finds
         # no trust: no second line.
         looked = len(lookups(proxy))
