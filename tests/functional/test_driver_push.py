@@ -89,7 +89,7 @@ def test_push_wakes_an_idle_server(guest_url, project, transport, server,
         start = time.monotonic()
         rpc.cast({}, 'note', value=value)
         # Well before the next poll (30 s): only a push wakes it.
-        assert endpoint.received.get(timeout=20)[:2] == ('note', value)
+        assert endpoint.received.get(timeout=15)[:2] == ('note', value)
         print('cast %d delivered by push in %.3f s'
               % (value, time.monotonic() - start))
         seen = fetches.wait_idle(after=seen)  # idle again
