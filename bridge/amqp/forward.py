@@ -12,6 +12,7 @@ alive) and RabbitMQ stops delivering at ``prefetch`` unacknowledged
 messages, so memory stays bounded and the backlog stays in RabbitMQ.
 """
 
+import logging
 import select
 import time
 
@@ -55,9 +56,29 @@ def binding_queue(route, conf):
                        auto_delete=False, queue_arguments=arguments)
 
 
+class ConnectionLost(logging.Filter):
+    """kombu's ConsumerMixin logs a lost broker connection with its
+    traceback before it reconnects (to the next transport_url host, if
+    any): one line naming the route and the reason is enough."""
+
+    def __init__(self, route_name):
+        super().__init__()
+        self.route_name = route_name
+
+    def filter(self, record):
+        if record.msg == mixins.W_CONN_LOST and record.exc_info:
+            record.msg = 'Route %s: connection to RabbitMQ lost (%s), ' \
+                'reconnecting'
+            record.args = (self.route_name,
+                           backoff.error_text(record.exc_info[1]))
+            record.exc_info = record.exc_text = None
+        return True
+
+
 class Forwarder(mixins.ConsumerMixin):
     def __init__(self, conf, route, clients, metrics=None,
                  translate=to_zaqar.translate):
+        mixins.logger.addFilter(ConnectionLost(route.name))
         self.translate = translate
         self.conf = conf
         self.route = route
@@ -226,6 +247,12 @@ class Forwarder(mixins.ConsumerMixin):
     def _refused(self, todo, exc):
         """Zaqar said 4xx: retry one by one to find the refused message."""
         if len(todo.items) > 1:
+            _, queue = todo.key
+            LOG.warning('Route %s: Zaqar refused a batch of %d messages for '
+                        'tenant %s queue %s (%s); posting them one by one',
+                        self.route.name, len(todo.items),
+                        todo.items[0][1].tenant, queue,
+                        backoff.error_text(exc))
             for item in todo.items:
                 single = batch.Batch(todo.key, todo.started)
                 single.items.append(item)

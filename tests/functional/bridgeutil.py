@@ -1,6 +1,7 @@
 """Run the installed daemon and talk oslo.messaging to it, for tests."""
 
 import atexit
+import http.server
 import os
 import pathlib
 import re
@@ -10,12 +11,14 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 
 import kombu
 import oslo_messaging
 from oslo_config import cfg
+import requests
 
 SECRET = 'functional-test-secret'
 
@@ -71,6 +74,34 @@ def write_config(path, rabbit, zaqar, routes, extra=''):
 
 
 QUEUES = {}
+
+
+def route(direction, exchange, **options):
+    """A route section: ``direction``, ``exchange``, then ``options``."""
+    options = dict(direction=direction, exchange=exchange, **options)
+    return ''.join('%s = %s\n' % item for item in options.items())
+
+
+def guests_route(exchange, **options):
+    """to_zaqar: controllers' casts to guestagent.* -> the tenant's queue
+    guestagent_<id>."""
+    return route('to_zaqar', exchange, binding_keys='guestagent.*',
+                 tenant='context:project_id', **options)
+
+
+def conductor_route(exchange, zaqar_queue, tenants, **options):
+    """to_amqp: guests' heartbeats from ``zaqar_queue`` of each tenant."""
+    return route('to_amqp', exchange, zaqar_queue=zaqar_queue,
+                 tenants=', '.join(tenants), allowed_methods='heartbeat',
+                 **options)
+
+
+def heartbeat(n, ttl=300):
+    """A guest's heartbeat cast (``n``), as it posts it to a conductor
+    queue (doc/protocol.rst)."""
+    return {'ttl': ttl, 'body': {'bridge': 1, 'message': {
+        'method': 'heartbeat', 'args': {'n': n},
+        '_unique_id': uuid.uuid4().hex}}}
 
 
 def dead_letter_section(name):
@@ -266,3 +297,85 @@ def drain(queue, expect, timeout=30):
                % (expect, len(got), got))
     return got
 
+
+
+class HttpProxy:
+    """An HTTP proxy in front of a real server (zaqar-server, Keystone).
+
+    It records every request (``requests``: method, path, Zaqar project,
+    status) and can hold the next request matching ``hold(predicate)``
+    until :meth:`release`, to catch the bridge in the middle of its work.
+    Give the bridge ``proxy.url`` (``[zaqar] url``, ``auth_url``) to see
+    what it asks.
+    """
+
+    def __init__(self, target):
+        self.target = target.rstrip('/')
+        self.requests = []
+        self.held = []
+        self._hold = None
+        self._released = threading.Event()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def forward(self):
+                proxy._forward(self)
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = \
+                forward
+
+        self.server = http.server.ThreadingHTTPServer(('127.0.0.1', 0),
+                                                      Handler)
+        self.server.daemon_threads = True
+        self.url = 'http://127.0.0.1:%d' % self.server.server_address[1]
+        self._thread = threading.Thread(target=self.server.serve_forever,
+                                        daemon=True)
+        self._thread.start()
+
+    def hold(self, predicate):
+        """Hold the next request for which ``predicate(method, path)``."""
+        self._released.clear()
+        self._hold = predicate
+
+    def release(self):
+        self._hold = None
+        self._released.set()
+
+    def _forward(self, handler):
+        method, path = handler.command, handler.path
+        hold = self._hold
+        if hold is not None and hold(method, path):
+            self._hold = None
+            self.held.append((method, path))
+            self._released.wait(120)
+        length = int(handler.headers.get('Content-Length') or 0)
+        body = handler.rfile.read(length) if length else None
+        # Host stays: a server building links (Keystone) points at us.
+        headers = {k: v for k, v in handler.headers.items()
+                   if k.lower() not in ('content-length', 'connection')}
+        project = handler.headers.get('X-Project-Id')
+        try:
+            resp = requests.request(method, self.target + path,
+                                    headers=headers, data=body, timeout=60)
+        except requests.RequestException:
+            self.requests.append((method, path, project, None))
+            handler.send_error(502)
+            return
+        self.requests.append((method, path, project, resp.status_code))
+        handler.send_response(resp.status_code)
+        for name, value in resp.headers.items():
+            if name.lower() not in ('content-length', 'connection',
+                                    'transfer-encoding', 'content-encoding',
+                                    'date', 'server'):
+                handler.send_header(name, value)
+        handler.send_header('Content-Length', str(len(resp.content)))
+        handler.end_headers()
+        if method != 'HEAD':
+            handler.wfile.write(resp.content)
+
+    def close(self):
+        self.release()
+        self.server.shutdown()
+        self.server.server_close()

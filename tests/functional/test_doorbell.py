@@ -1,7 +1,5 @@
 """Reverse path with a doorbell: no polling of empty queues."""
 
-import time
-
 import pytest
 
 from bridge.zaqar import doorbell
@@ -96,16 +94,21 @@ def test_ring_wakes_the_bridge(tmp_path, rabbit, zaqar, names, conductor):
 
 def test_sweep_catches_a_lost_ring(tmp_path, rabbit, zaqar, names,
                                    conductor):
-    config, daemon = start(tmp_path, rabbit, zaqar, names, 0.2)
+    proxy = bridgeutil.HttpProxy(zaqar.url)
+    config, daemon = start(tmp_path, rabbit, proxy, names, 0.2)
     try:
         queue = zaqar.client(names.tenant_a).queue(names.conductor)
         subs = bridgeutil.wait_until(lambda: list(queue.subscriptions()),
                                      what='the doorbell subscription')
         for sub in subs:
             sub.delete()
-        # Let the start-up claim (right after subscribing) go by first, so
-        # only the sweep can find the message.
-        time.sleep(1)
+        # The worker claims once right after subscribing; let that claim
+        # go by first, so only the sweep can find the message.
+        claims = '/v2/queues/%s/claims' % names.conductor
+        bridgeutil.wait_until(
+            lambda: [r for r in proxy.requests if r[0] == 'POST'
+                     and r[1].startswith(claims) and r[2] == names.tenant_a],
+            what='the claim that follows the subscription')
         heartbeat(zaqar, names.tenant_a, names.conductor, 1)
         bridgeutil.wait_until(lambda: conductor.calls, what='the sweep')
         daemon.wait_for_log(lambda t: 'safety sweep found messages' in t,
@@ -116,6 +119,7 @@ def test_sweep_catches_a_lost_ring(tmp_path, rabbit, zaqar, names,
     finally:
         assert daemon.stop() == 0
         bridgeutil.delete_queues(rabbit, config)
+        proxy.close()
 
 
 def test_forged_rings_make_no_claim(tmp_path, rabbit, zaqar, names,

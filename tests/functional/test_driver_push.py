@@ -5,14 +5,16 @@ websocket one sharing its storage, which pushes to the driver's sockets
 (the ``zaqar`` fixture runs both).  A push only wakes the poller.
 """
 
+import queue
 import statistics
+import threading
 import time
 
 import pytest
 
 from tests.fixtures import servers
 from tests.functional.test_driver_standalone import (  # noqa: F401
-    Endpoint, cleanups, client, guest_url, project, server, transport)
+    TIMEOUT, Endpoint, cleanups, client, guest_url, project, server, transport)
 
 pytestmark = pytest.mark.functional
 
@@ -31,22 +33,66 @@ def doorbell(srv):
     return srv.listener._poll_style_listener._doorbell
 
 
+class Fetches:
+    """The reads of Zaqar an RPC server's listener makes (its polls).
+
+    Wraps the listener's ``_fetch`` to record each one, so a test waits
+    for "the poller read its queues and found nothing" instead of
+    sleeping.
+    """
+
+    def __init__(self, srv):
+        self.listener = srv.listener._poll_style_listener
+        self.done = []   # (started while subscribed to push, kept)
+        self._changed = threading.Condition()
+        fetch = self.listener._fetch
+
+        def recorded():
+            pushing = self.listener._doorbell is not None and \
+                self.listener._doorbell.subscribed.is_set()
+            kept = fetch()
+            with self._changed:
+                self.done.append((pushing, kept))
+                self._changed.notify_all()
+            return kept
+        self.listener._fetch = recorded
+
+    def wait_idle(self, after=0, pushing=False, timeout=40):
+        """Wait for a fetch (the ``after``-th or later) that found nothing
+        (and, with ``pushing``, started once push was subscribed): the
+        listener then waits for its next poll, or a ring.  The timeout
+        outlasts one poll interval, in case the fetch came before this
+        wrapper."""
+        def idle():
+            return any(not kept and (push or not pushing)
+                       for push, kept in self.done[after:])
+        with self._changed:
+            assert self._changed.wait_for(idle, timeout), self.done
+            return len(self.done)
+
+    def ring(self):
+        """What a push does: wake the poller."""
+        self.listener._wake.set()
+
+
 def test_push_wakes_an_idle_server(guest_url, project, transport, server,
                                    ws_url):
     # Polls 30 s apart: only the push can deliver a cast within seconds.
     url = guest_url(project, websocket_url=ws_url, **SLOW_POLL)
     endpoint = Endpoint()
     srv = server(url, 'pushed', 'host-1', [endpoint])
+    fetches = Fetches(srv)
     assert doorbell(srv).subscribed.wait(10)
-    time.sleep(1)  # the poll after subscribing is over
+    seen = fetches.wait_idle(pushing=True)  # the poll after subscribing
     rpc = client(transport, url, 'pushed')
     for value in range(3):
         start = time.monotonic()
         rpc.cast({}, 'note', value=value)
-        assert endpoint.received.get(timeout=5)[:2] == ('note', value)
+        # Well before the next poll (30 s): only a push wakes it.
+        assert endpoint.received.get(timeout=15)[:2] == ('note', value)
         print('cast %d delivered by push in %.3f s'
               % (value, time.monotonic() - start))
-        time.sleep(2)  # idle again
+        seen = fetches.wait_idle(after=seen)  # idle again
     # To the server's own queue too (topic.server).
     rpc.prepare(server='host-1').cast({}, 'note', value='direct')
     assert endpoint.received.get(timeout=5)[:2] == ('note', 'direct')
@@ -57,27 +103,30 @@ def test_without_push_the_same_server_waits_for_its_poll(
     # The control of the test above: what the push saves.
     url = guest_url(project, **SLOW_POLL)
     endpoint = Endpoint()
-    server(url, 'polled', 'host-1', [endpoint])
-    time.sleep(1)
+    fetches = Fetches(server(url, 'polled', 'host-1', [endpoint]))
+    seen = fetches.wait_idle()  # the first poll, then 30 s of waiting
     client(transport, url, 'polled').cast({}, 'note', value=1)
-    time.sleep(3)
-    assert endpoint.received.empty()
+    with pytest.raises(queue.Empty):
+        endpoint.received.get(timeout=3)
+    assert len(fetches.done) == seen   # no poll meanwhile
+    # It was there all along: waking the poller (what a push does)
+    # delivers it.
+    fetches.ring()
+    assert endpoint.received.get(timeout=20)[:2] == ('note', 1)
 
 
 def test_call_reply_is_pushed(guest_url, project, transport, server,
                               ws_url):
     url = guest_url(project, websocket_url=ws_url, **SLOW_POLL)
     server(url, 'pushed-call', 'host-1', [Endpoint()])
+    # Both ends poll every 30 s and a call times out after TIMEOUT
+    # (10 s): only pushes, to the server and back, can answer it.
+    assert TIMEOUT < SLOW_POLL['poll_interval_min']
     rpc = client(transport, url, 'pushed-call')
     for value in range(3):
         start = time.monotonic()
         assert rpc.call({}, 'echo', value=value)['echo'] == value
         print('call %d: %.3f s' % (value, time.monotonic() - start))
-        time.sleep(2)
-    # Both ends poll every 30 s: only pushes answer this fast.
-    start = time.monotonic()
-    assert rpc.call({}, 'echo', value='fast')['echo'] == 'fast'
-    assert time.monotonic() - start < 5
 
 
 def test_unreachable_websocket_falls_back_to_polling(

@@ -1,11 +1,13 @@
 """Forward path through the running daemon: AMQP -> per-tenant Zaqar."""
 
 import json
+import uuid
 
 import kombu
 from oslo_context import context
 import oslo_messaging
 import pytest
+import requests
 
 from tests.functional import bridgeutil
 
@@ -213,3 +215,60 @@ def test_zaqar_outage_loses_nothing(daemon, rabbit, zaqar, names):
         'guestagent_%s' % names.guest), 50, timeout=90)
     assert sorted(b['message']['args']['n'] for b in got) == list(range(50))
     daemon.wait_for_log(lambda t: 'Zaqar is back' in t, what='recovery')
+
+
+def test_refused_batch_is_split_and_only_the_refused_one_dead_lettered(
+        tmp_path, rabbit, zaqar, names):
+    """README (Dead letters): "refused by Zaqar (4xx)" concerns one message.
+
+    The tenant's queue takes at most 2 KiB per POST (its
+    ``_max_messages_post_size``, which the bridge does not know): a batch
+    of three, one of them 3 KB, is refused as a whole; the bridge posts
+    them one by one, the two small ones arrive, the big one alone is
+    dead-lettered.
+    """
+    queue = 'guestagent_%s' % names.guest
+    resp = requests.put(
+        '%s/v2/queues/%s' % (zaqar.url, queue),
+        json={'_max_messages_post_size': 2048},
+        headers={'X-Project-ID': names.tenant_a,
+                 'Client-ID': str(uuid.uuid4())}, timeout=10)
+    assert resp.status_code in (201, 204), resp.text
+    config = bridgeutil.write_config(
+        tmp_path / 'bridge.conf', rabbit, zaqar, [('guests', '''
+            direction = to_zaqar
+            exchange = %s
+            binding_keys = guestagent.*
+            tenant = context:project_id
+            batch_size = 3
+            batch_timeout = 10
+            ''' % names.exchange)],
+        extra=bridgeutil.dead_letter_section(names.dlq))
+    amqp_queue = bridgeutil.QUEUES[str(config)][1]
+    exchange = kombu.Exchange(names.exchange, 'topic', durable=False)
+    client = rpc_client(rabbit, names.exchange, 'guestagent.%s' % names.guest)
+    with kombu.Connection(rabbit.kombu_url) as conn:
+        # The route's queue, as the bridge declares it, so the three wait
+        # there and reach the bridge together, as one batch.
+        kombu.Queue(amqp_queue, exchange, routing_key='guestagent.*',
+                    durable=True)(conn.default_channel).declare()
+    for n, size in enumerate((10, 3000, 10)):
+        client.cast({'project_id': names.tenant_a}, 'm', n=n, pad='x' * size)
+    daemon = bridgeutil.Daemon(config, tmp_path / 'bridge.log').start(1)
+    try:
+        got = bridgeutil.drain(zaqar.client(names.tenant_a).queue(queue), 2)
+        assert sorted(b['message']['args']['n'] for b in got) == [0, 2]
+        (dead,) = dead_letters(rabbit, names.dlq, 1)
+        reason = dead.headers['x-bridge-reason']
+        assert 'zaqar refused the message for tenant %s' % names.tenant_a \
+            in reason, reason
+        assert 'Message collection size is too large' in reason, reason
+        assert json.loads(json.loads(dead.body)['oslo.message'])[
+            'args']['n'] == 1
+        log = daemon.log()
+        assert 'Zaqar refused a batch of 3 messages for tenant %s queue %s' \
+            % (names.tenant_a, queue) in log
+        assert log.count('dead-lettered') == 1
+    finally:
+        assert daemon.stop() == 0
+        bridgeutil.delete_queues(rabbit, config)

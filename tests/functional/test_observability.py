@@ -173,12 +173,16 @@ class NotifySocket:
         return [(t, line, log) for t, line, log in list(self.messages)
                 if line.startswith(prefix) and t >= since]
 
-    def wait_for(self, prefix, since=0.0, timeout=60, text=''):
+    def wait_for(self, prefix, since=0.0, timeout=60, text='', count=1):
+        """The lines starting with ``prefix`` (and holding ``text``) since
+        ``since``, once there are ``count`` of them."""
+        def found():
+            got = [m for m in self.lines(prefix, since) if text in m[1]]
+            return got if len(got) >= count else None
         return bridgeutil.wait_until(
-            lambda: [m for m in self.lines(prefix, since) if text in m[1]],
-            timeout=timeout, interval=0.05,
-            what=lambda: '%s%s, got %s' % (prefix, text,
-                                           [m[1] for m in self.messages]))
+            found, timeout=timeout, interval=0.05,
+            what=lambda: '%d x %s%s, got %s' % (
+                count, prefix, text, [m[1] for m in self.messages]))
 
 
 @pytest.fixture
@@ -199,10 +203,11 @@ def test_systemd_notifications(config, tmp_path, zaqar, notify_socket):
         # RabbitMQ is there, Zaqar is not: not ready, but the workers
         # run (and retry): the watchdog goes on.
         daemon.start(2)
-        notify_socket.wait_for('STATUS=', text='route guests: zaqar down')
-        time.sleep(3)
+        (down_at, _, _), = notify_socket.wait_for(
+            'STATUS=', text='route guests: zaqar down')[:1]
+        # Two pings while Zaqar is down, and still no READY=1.
+        notify_socket.wait_for('WATCHDOG=1', since=down_at, count=2)
         assert not notify_socket.lines('READY=1')
-        assert notify_socket.lines('WATCHDOG=1')
         zaqar.start()
 
         (ready_at, _, log), = notify_socket.wait_for('READY=1')
@@ -213,21 +218,16 @@ def test_systemd_notifications(config, tmp_path, zaqar, notify_socket):
                                text='1 route, forwarded 0 msgs, '
                                     'dead-lettered 0')
 
-        # Every half WATCHDOG_USEC while healthy.
-        time.sleep(4.5)
-        pings = [t for t, _, _ in notify_socket.lines('WATCHDOG=1',
-                                                      since=ready_at)]
-        assert 4 <= len(pings) <= 8, pings
-        gaps = [b - a for a, b in zip(pings, pings[1:])]
-        assert max(gaps) < 1.6, gaps
+        # Pings go on while healthy (every half WATCHDOG_USEC; how
+        # regularly is not asserted: the machine may be loaded).
+        notify_socket.wait_for('WATCHDOG=1', since=ready_at, count=4)
 
         zaqar.stop()
         stopped_at = time.monotonic()
         (down_at, _, _), = notify_socket.wait_for(
             'STATUS=', since=stopped_at, text='route guests: zaqar down')[:1]
-        time.sleep(3)
         # An outage is no reason for systemd to restart the bridge.
-        assert len(notify_socket.lines('WATCHDOG=1', since=down_at)) >= 2
+        notify_socket.wait_for('WATCHDOG=1', since=down_at, count=2)
     finally:
         zaqar.start()
     (back_at, _, _), = notify_socket.wait_for(

@@ -44,15 +44,27 @@ def rewrite(config, routes):
     config.write_text(head + '\n' + body + '\n' + metrics)
 
 
-def hup(daemon, routes, expect):
+def sighup(daemon, edit):
+    """``edit()`` the config, SIGHUP: the line saying what was reloaded."""
     count = daemon.log().count('Reload')
-    rewrite(daemon.config, routes)
+    edit()
     daemon.proc.send_signal(signal.SIGHUP)
     daemon.wait_for_log(lambda t: t.count('Reload') > count,
                         what='the reload')
-    last = [line for line in daemon.log().splitlines()
+    return [line for line in daemon.log().splitlines()
             if 'Reload' in line][-1]
+
+
+def hup(daemon, routes, expect):
+    last = sighup(daemon, lambda: rewrite(daemon.config, routes))
     assert expect in last, last
+
+
+def delete_forward_queue(rabbit, exchange):
+    """The queue ``forward(exchange)`` names (not write_config's own)."""
+    import kombu
+    with kombu.Connection(rabbit.kombu_url) as conn:
+        conn.default_channel.queue_delete('%s-q' % exchange)
 
 
 def test_sighup_applies_route_changes(tmp_path, rabbit, zaqar, unique_name):
@@ -102,6 +114,61 @@ def test_sighup_applies_route_changes(tmp_path, rabbit, zaqar, unique_name):
     finally:
         assert daemon.stop() == 0
         bridgeutil.delete_queues(rabbit, config)
-        import kombu
-        with kombu.Connection(rabbit.kombu_url) as conn:
-            conn.default_channel.queue_delete('%s-q' % ex_a)
+        delete_forward_queue(rabbit, ex_a)
+
+
+@pytest.mark.slow
+def test_sighup_shared_change_restarts_every_route(tmp_path, rabbit, zaqar,
+                                                   unique_name):
+    """README (SIGHUP): a change to [zaqar] or [amqp] restarts every route;
+    a change to one route's section restarts that route only."""
+    ex_a, ex_b = unique_name('ex-a'), unique_name('ex-b')
+    tenant = unique_name('tenant')
+    config = tmp_path / 'bridge.conf'
+    routes = [('a', forward(ex_a)), ('b', reverse(ex_b, tenant))]
+    bridgeutil.write_config(config, rabbit, zaqar, routes)
+    # b passes calls: the internal rpc-replies route runs too.
+    daemon = bridgeutil.Daemon(config, tmp_path / 'bridge.log').start(3)
+
+    def pids():
+        return (daemon.pid_logging('Route a: consuming'),
+                daemon.pid_logging('Route b: connected'))
+
+    def restarted(old, edit, expect):
+        """Apply ``edit`` to the config text, SIGHUP: exactly ``expect``
+        restarted, each restarted route running again in a new worker."""
+        last = sighup(daemon, lambda: config.write_text(
+            edit(config.read_text())))
+        assert last.endswith('Reloaded the configuration: ' + expect), last
+        moved = ('restarted a' in expect, 'restarted b' in expect)
+
+        def applied():
+            new, running = pids(), daemon.worker_pids()
+            return all((new[i] != old[i]) == moved[i]
+                       and new[i] in running
+                       and (old[i] in running) != moved[i]
+                       for i in (0, 1))
+        bridgeutil.wait_until(applied, what=lambda: 'workers %s, old %s, '
+                              'new %s' % (daemon.worker_pids(), old, pids()))
+        return pids()
+
+    try:
+        first = pids()
+        # [zaqar]: every route restarts.
+        second = restarted(first, lambda text: text.replace(
+            '[zaqar]\n', '[zaqar]\nrequest_timeout = 25\n'),
+            'restarted a, restarted b, restarted rpc-replies')
+        # [amqp]: every route restarts.
+        third = restarted(second, lambda text: text + (
+            '\n[amqp]\nconnect_timeout = 7\n'),
+            'restarted a, restarted b, restarted rpc-replies')
+        # Route b only: a keeps its worker.
+        fourth = restarted(third, lambda text: text.replace(
+            'allowed_methods = heartbeat',
+            'allowed_methods = heartbeat, other'), 'restarted b')
+        assert fourth[0] == third[0] and fourth[1] != third[1]
+        assert 'Traceback' not in daemon.log()
+    finally:
+        assert daemon.stop() == 0
+        bridgeutil.delete_queues(rabbit, config)
+        delete_forward_queue(rabbit, ex_a)
