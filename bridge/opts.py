@@ -6,19 +6,20 @@ gathers them (entry point ``oslo.config.opts: amqp_zaqar_bridge``).
 
 import itertools
 
+from bridge.amqp import connection
+from bridge import metrics
+from bridge.routes import route as routing
+from bridge.rpc import options as rpc_options
+from bridge.zaqar import options as zaqar_options
+
 
 def list_opts():
-    from bridge.amqp import connection
-    from bridge import metrics
-    from bridge import routing
-    from bridge import rpc
-    from bridge import service
-    from bridge.zaqar import client
     return [
-        ('DEFAULT', itertools.chain(service.DEFAULT_OPTS)),
+        ('DEFAULT', itertools.chain(connection.DEFAULT_OPTS,
+                                    routing.DEFAULT_OPTS)),
         ('amqp', itertools.chain(connection.OPTS)),
-        ('rpc', itertools.chain(rpc.OPTS)),
-        ('zaqar', itertools.chain(client.list_opts())),
+        ('rpc', itertools.chain(rpc_options.OPTS)),
+        ('zaqar', itertools.chain(zaqar_options.list_opts())),
         ('metrics', itertools.chain(metrics.OPTS)),
         (routing.SAMPLE_GROUP, itertools.chain(routing.OPTS)),
     ]

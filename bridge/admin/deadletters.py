@@ -21,7 +21,7 @@ import kombu
 from bridge.admin import Failure
 from bridge.amqp import connection as amqp_connection
 from bridge import backoff
-from bridge import routing
+from bridge.routes import route as routing
 
 PREFIX = 'x-bridge-'
 # Where a to_zaqar message was first published; kept on replay so the

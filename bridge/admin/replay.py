@@ -16,8 +16,9 @@ import json
 from bridge.admin import Failure
 from bridge.amqp import publisher
 from bridge import backoff
-from bridge import routing
+from bridge.routes import route as routing
 from bridge.zaqar import client as zaqar_client
+from bridge.zaqar import clients as zaqar_clients
 
 
 class Replayer:
@@ -102,7 +103,7 @@ class Replayer:
         tenant, queue = self._zaqar_address(letter)
         body = self._zaqar_body(letter)
         if self._clients is None:
-            self._clients = zaqar_client.Clients(self.conf)
+            self._clients = zaqar_clients.Clients(self.conf)
         client = self._clients.for_project(self._clients.project_of(tenant))
         try:
             client.queue(queue).post([{'body': body}])

@@ -15,6 +15,7 @@ from bridge.admin import UsageError
 from bridge import backoff
 from bridge import naming
 from bridge.zaqar import client as zaqar_client
+from bridge.zaqar import clients as zaqar_clients
 
 METHODS = ('GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE')
 PATHS = ('messages', 'claims', 'subscriptions')
@@ -55,7 +56,7 @@ def _choices(text, allowed, option, upper=False):
 
 def issue(conf, tenant, queue, methods, paths, expires_in):
     """Zaqar's answer plus where to reach it: the fields a guest needs."""
-    clients = zaqar_client.Clients(conf)
+    clients = zaqar_clients.Clients(conf)
     project = clients.project_of(tenant)
     client = clients.for_project(project)
     try:

@@ -1,1 +1,2 @@
-"""AMQP side: connection, dead letters, the forward path and replies."""
+"""AMQP adapter: connection, topology (exchanges, queues, dead letters),
+confirmed publisher, consumer helpers, acknowledgements."""

@@ -16,6 +16,15 @@ import oslo_messaging
 
 GROUP = 'amqp'
 
+# [DEFAULT]
+DEFAULT_OPTS = [
+    cfg.StrOpt('transport_url', secret=True,
+               default='rabbit://guest:guest@127.0.0.1:5672/',
+               help='The control-plane RabbitMQ, in oslo.messaging\'s URL '
+                    'syntax: rabbit://user:pass@host1:5672,user:pass@'
+                    'host2:5672/vhost. Several hosts fail over in turn.'),
+]
+
 OPTS = [
     cfg.IntOpt('heartbeat', default=60, min=0,
                help='AMQP heartbeat interval in seconds (0 disables). '

@@ -11,7 +11,7 @@ import json
 
 import kombu
 
-from bridge.amqp import deadletter
+from bridge.amqp import topology
 
 
 class Publisher:
@@ -71,8 +71,8 @@ class Publisher:
         """
         key = ('dlx', route, self.conn.default_channel)
         if key not in self._declared:
-            deadletter.declare(self.conf, self.producer.channel)
-            deadletter.bind_route(self.conf, self.producer.channel, route)
+            topology.declare(self.conf, self.producer.channel)
+            topology.bind_route(self.conf, self.producer.channel, route)
             self._declared.add(key)
 
     def dead_letter(self, body, route, headers, content_type=None):

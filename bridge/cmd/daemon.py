@@ -2,8 +2,8 @@
 
 import sys
 
-from bridge import daemon
-from bridge import service
+from bridge.daemon import manager
+from bridge.daemon import config
 
 
 DESCRIPTION = ('Bridge selected RabbitMQ (oslo.messaging) traffic to '
@@ -16,12 +16,12 @@ DESCRIPTION = ('Bridge selected RabbitMQ (oslo.messaging) traffic to '
 
 def main(argv=None):
     try:
-        conf = service.prepare_service(argv, description=DESCRIPTION)
-        routes = service.load_routes(conf)
-    except service.ConfigError as exc:
+        conf = config.prepare_service(argv, description=DESCRIPTION)
+        routes = config.load_routes(conf)
+    except config.ConfigError as exc:
         sys.stderr.write('amqp-zaqar-bridge: %s\n' % exc)
         return 2
-    daemon.build(conf, routes).run()
+    manager.build(conf, routes).run()
     return 0
 
 

@@ -14,8 +14,8 @@ from bridge.admin import signed_url
 from bridge.admin import status
 from bridge.amqp import connection as amqp_connection
 from bridge import backoff
-from bridge import checks
-from bridge import service
+from bridge.daemon import checks
+from bridge.daemon import config
 
 LOG = log.getLogger(__name__)
 
@@ -171,10 +171,10 @@ def main(argv=None):
     conf.register_cli_opt(COMMAND_OPT)
     argv = config_options_first(sys.argv[1:] if argv is None else argv)
     try:
-        conf = service.prepare_service(argv, conf=conf,
+        conf = config.prepare_service(argv, conf=conf,
                                        description=DESCRIPTION)
-        routes = service.load_routes(conf)
-    except service.ConfigError as exc:
+        routes = config.load_routes(conf)
+    except config.ConfigError as exc:
         return _error(exc, 2)
     try:
         return conf.command.func(conf, routes)

@@ -30,7 +30,7 @@ from bridge import context
 from bridge import envelope
 from bridge import naming
 from bridge import tokens
-from bridge.translate import Reject
+from bridge.reject import Reject
 from bridge import wire
 
 

@@ -12,7 +12,7 @@ from bridge import envelope
 from bridge import naming
 from bridge.tenant import rules as tenant_rules
 from bridge import tokens
-from bridge.translate import Reject
+from bridge.reject import Reject
 from bridge import wire
 
 # Room kept for the {"messages": [...]} wrapper and the ttl of one message.

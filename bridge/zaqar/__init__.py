@@ -1,1 +1,2 @@
-"""Zaqar side: per-tenant clients and the reverse (Zaqar -> AMQP) path."""
+"""Zaqar adapter: a config-free HTTP client, Keystone/trust sessions, the
+doorbell webhook server."""

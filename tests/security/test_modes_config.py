@@ -2,8 +2,9 @@
 
 import pytest
 
-from bridge import service
-from bridge.zaqar import client as zaqar_client
+from bridge.daemon import config
+from bridge.routes import route as routing
+from bridge.zaqar import clients as zaqar_clients
 from tests.unit import confutil
 
 KEYSTONE = '''
@@ -36,7 +37,7 @@ def check(tmp_path, access, route, auth_type='password'):
     conf, routes = confutil.load(tmp_path, KEYSTONE % (access, auth_type,
                                                        route),
                                  routes='r1,r2' if 'r2' in route else 'r1')
-    return zaqar_client.check_conf(conf, routes)
+    return routing.check_zaqar_access(conf, routes)
 
 
 @pytest.mark.parametrize('access, route, auth_type, error', [
@@ -73,7 +74,7 @@ def test_check_conf(tmp_path, access, route, auth_type, error):
         return
     # Loading the configuration applies the same check: start-up stops
     # with that one line.
-    with pytest.raises(service.ConfigError) as exc:
+    with pytest.raises(config.ConfigError) as exc:
         check(tmp_path, access, route, auth_type)
     assert str(exc.value) == error
 
@@ -85,5 +86,5 @@ def test_noauth_is_not_checked(tmp_path):
         exchange = trove
         tenant = context:project_id
         ''')
-    assert zaqar_client.check_conf(conf, routes) is None
-    assert zaqar_client.Clients(conf).project_of('t1') == 't1'
+    assert routing.check_zaqar_access(conf, routes) is None
+    assert zaqar_clients.Clients(conf).project_of('t1') == 't1'

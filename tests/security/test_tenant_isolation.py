@@ -12,7 +12,7 @@ import uuid
 import pytest
 import requests
 
-from bridge.zaqar import client as zaqar_client
+from bridge.zaqar import clients as zaqar_clients
 from tests.unit import confutil
 
 pytestmark = pytest.mark.functional
@@ -224,7 +224,7 @@ def service_project_clients(tmp_path, keystone, zaqar):
         'service_project', url=zaqar.url) + ROUTE
         + 'zaqar_queue = guestagent_{tenant}\n'
         'reply_queue = replies_{tenant}\n')
-    return zaqar_client.Clients(conf)
+    return zaqar_clients.Clients(conf)
 
 
 def test_service_project_signed_urls_keep_tenants_apart(

@@ -1,8 +1,10 @@
-"""bridge.zaqar.client.Clients with tenant_access = trusts, in process."""
+"""bridge.zaqar.clients.Clients with tenant_access = trusts, in process."""
 
 import pytest
 
 from bridge.zaqar import client as zaqar_client
+
+from bridge.zaqar import clients as zaqar_clients
 from tests.unit import confutil
 
 pytestmark = pytest.mark.functional
@@ -19,7 +21,7 @@ tenant = context:project_id
 def clients(tmp_path, keystone, zaqar, password=None, trusts=''):
     conf, _ = confutil.load(tmp_path, keystone.bridge_zaqar_section(
         'trusts', password, url=zaqar.url, trusts=trusts) + ROUTE)
-    return zaqar_client.Clients(conf)
+    return zaqar_clients.Clients(conf)
 
 
 def test_trust_found_through_keystone(tmp_path, keystone, zaqar_keystone,

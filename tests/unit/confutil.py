@@ -2,7 +2,7 @@
 
 import textwrap
 
-from bridge import service
+from bridge.daemon import config
 
 BASE = '''
 [DEFAULT]
@@ -17,5 +17,5 @@ def load(tmp_path, text, routes='r1', base=True):
     content = (BASE.format(routes=routes) if base else '') + \
         textwrap.dedent(text)
     path.write_text(content)
-    conf = service.prepare_service(['--config-file', str(path)])
-    return conf, service.load_routes(conf)
+    conf = config.prepare_service(['--config-file', str(path)])
+    return conf, config.load_routes(conf)

@@ -20,7 +20,7 @@ import pytest
 
 from bridge import envelope
 from bridge import tokens
-from bridge.translate import Reject
+from bridge.reject import Reject
 from bridge.translate import to_amqp
 from tests.unit import confutil
 from tests.unit import test_translate

@@ -1,6 +1,6 @@
 import pytest
 
-from bridge import service
+from bridge.daemon import config
 from tests.unit import confutil
 
 FORWARD = '''
@@ -63,7 +63,7 @@ def test_forward_route_defaults(tmp_path):
      "route 'r1' option 'guest_reply_queue': pattern '{tenant}-{route}'"),
 ])
 def test_route_errors_name_route_and_option(tmp_path, text, message):
-    with pytest.raises(service.ConfigError) as err:
+    with pytest.raises(config.ConfigError) as err:
         confutil.load(tmp_path, text)
     assert str(err.value).startswith(message), str(err.value)
     assert '\n' not in str(err.value)
@@ -75,7 +75,7 @@ def test_route_errors_name_route_and_option(tmp_path, text, message):
     ('rabbit://', 'names no host'),
 ])
 def test_bad_transport_url(tmp_path, url, message):
-    with pytest.raises(service.ConfigError) as err:
+    with pytest.raises(config.ConfigError) as err:
         confutil.load(tmp_path, FORWARD + '[DEFAULT]\ntransport_url = %s\n'
                       % url)
     assert str(err.value).startswith('[DEFAULT] transport_url:')
@@ -83,12 +83,12 @@ def test_bad_transport_url(tmp_path, url, message):
 
 
 def test_bad_zaqar_url(tmp_path):
-    with pytest.raises(service.ConfigError, match=r'^\[zaqar\] url: bad'):
+    with pytest.raises(config.ConfigError, match=r'^\[zaqar\] url: bad'):
         confutil.load(tmp_path, FORWARD + '[zaqar]\nurl = ftp://x\n')
 
 
 def test_reply_secret_required_for_oslo_routes(tmp_path):
-    with pytest.raises(service.ConfigError, match='reply_secret'):
+    with pytest.raises(config.ConfigError, match='reply_secret'):
         confutil.load(tmp_path, '[DEFAULT]\nroutes = r1\n' + FORWARD,
                       base=False)
 
@@ -115,7 +115,7 @@ def test_sample_config_is_current(tmp_path, generator, sample):
 def test_reply_secret_required_for_a_doorbell(tmp_path):
     route = ('[route:r1]\ndirection = to_amqp\nenvelope = raw\nexchange = x\n'
              'zaqar_queue = q\ntenants = t1\ndoorbell_port = 8899\n')
-    with pytest.raises(service.ConfigError, match=(
+    with pytest.raises(config.ConfigError, match=(
             "^route 'r1' option 'doorbell_port': \\[rpc\\] reply_secret is "
             "required with a doorbell")):
         confutil.load(tmp_path, '[DEFAULT]\nroutes = r1\n' + route,
@@ -172,7 +172,7 @@ ROUTE = "[route:r1]\ndirection = to_zaqar\nexchange = x\ntenant = static:p\n"
      "[DEFAULT] debug: bad value 'ture': must be true or false"),
 ])
 def test_bad_value_says_what_is_allowed(tmp_path, capsys, text, message):
-    with pytest.raises(service.ConfigError) as err:
+    with pytest.raises(config.ConfigError) as err:
         confutil.load(tmp_path, text)
     assert str(err.value) == message
     assert capsys.readouterr().err == ''    # said once, by the caller
@@ -234,7 +234,7 @@ def test_bad_list_item_is_one_line(tmp_path):
      "[metrics] in {path}: unknown option enable (did you mean enabled?)"),
 ])
 def test_unknown_options_are_refused(tmp_path, text, message):
-    with pytest.raises(service.ConfigError) as err:
+    with pytest.raises(config.ConfigError) as err:
         confutil.load(tmp_path, text)
     assert str(err.value) == message.format(path=tmp_path / 'bridge.conf')
 
@@ -268,7 +268,7 @@ misspelt = 1
 
 def test_to_amqp_without_zaqar_queue_is_required_not_a_default(tmp_path):
     reverse = '[route:r1]\ndirection = to_amqp\nexchange = x\ntenants = a\n'
-    with pytest.raises(service.ConfigError) as err:
+    with pytest.raises(config.ConfigError) as err:
         confutil.load(tmp_path, reverse)
     assert str(err.value).startswith(
         "route 'r1' option 'zaqar_queue': is required for a to_amqp route")
@@ -277,6 +277,6 @@ def test_to_amqp_without_zaqar_queue_is_required_not_a_default(tmp_path):
     # queue, and a template the direction can't fill is named as written.
     (route,) = confutil.load(tmp_path, reverse + 'zaqar_queue = q\n')[1]
     assert route.zaqar_queue == 'q'
-    with pytest.raises(service.ConfigError, match=r'unknown field\(s\) '
+    with pytest.raises(config.ConfigError, match=r'unknown field\(s\) '
                        r'\{routing_key\}'):
         confutil.load(tmp_path, reverse + 'zaqar_queue = {routing_key}\n')

@@ -6,8 +6,8 @@ import pytest
 
 from bridge import bounds
 from bridge import envelope
-from bridge import service
-from bridge.translate import Reject
+from bridge.daemon import config
+from bridge.reject import Reject
 from tests.unit import confutil
 from tests.unit import test_translate
 from tests.unit.test_translate import fwd
@@ -107,7 +107,7 @@ def test_context_keys_option_replaces_the_default(setup):
     ('_context_request_id', 'without the _context_ prefix'),
 ])
 def test_context_keys_checked_when_route_loads(tmp_path, keys, error):
-    with pytest.raises(service.ConfigError, match=error):
+    with pytest.raises(config.ConfigError, match=error):
         confutil.load(tmp_path, '''
             [route:r1]
             direction = to_amqp

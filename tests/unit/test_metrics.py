@@ -10,7 +10,7 @@ from prometheus_client import values
 import pytest
 
 from bridge import backoff
-from bridge import health
+from bridge.daemon import health
 from bridge import metrics
 
 FORK = multiprocessing.get_context('fork')

@@ -6,8 +6,8 @@ import socket
 import cotyledon
 import pytest
 
-from bridge import health
-from bridge import notify
+from bridge.daemon import health
+from bridge.daemon import notify
 
 HEALTHY = health.Health(routes=1, totals={'forwarded': 5})
 DOWN = health.Health(routes=1, down=['route r1: zaqar down'],

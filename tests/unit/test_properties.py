@@ -20,7 +20,7 @@ from bridge import context
 from bridge import envelope
 from bridge import naming
 from bridge import tokens
-from bridge.translate import Reject
+from bridge.reject import Reject
 from bridge.translate import to_amqp
 from bridge.translate import to_zaqar
 from bridge import wire

@@ -2,8 +2,8 @@ import logging
 
 import pytest
 
-from bridge.zaqar import reverse
-from bridge.zaqar import schedule
+from bridge.flows import reverse
+from bridge.flows import schedule
 from tests.unit import confutil
 
 
@@ -135,7 +135,7 @@ def test_short_poll_interval_is_honoured_after_traffic():
 
 
 class FakeClients:
-    """What Reverser needs of bridge.zaqar.client.Clients."""
+    """What Reverser needs of bridge.zaqar.clients.Clients."""
 
     def __init__(self, found):
         self.found = found

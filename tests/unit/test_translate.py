@@ -5,7 +5,7 @@ import pytest
 from bridge import envelope
 from bridge import naming
 from bridge import tokens
-from bridge.translate import Reject
+from bridge.reject import Reject
 from bridge.translate import to_amqp
 from bridge.translate import to_zaqar
 from tests.unit import confutil

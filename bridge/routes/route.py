@@ -227,6 +227,13 @@ OPTS = [
 
 REQUIRED = ('direction',)
 
+# [DEFAULT]
+DEFAULT_OPTS = [
+    cfg.ListOpt('routes', default=[],
+                help='Names of the routes to run; each has a [route:NAME] '
+                     'section.'),
+]
+
 
 class RouteError(ValueError):
     """A route the bridge can't run; the message names route and option."""
@@ -468,3 +475,44 @@ def load(conf):
     known = {GROUP_PREFIX + r.name for r in routes}
     return routes, sorted(s for s in (sections or ())
                           if s.startswith(GROUP_PREFIX) and s not in known)
+
+
+def check_zaqar_access(conf, routes):
+    """One line naming the [zaqar] option the routes can't work with,
+    or None."""
+    group = conf.zaqar
+    keystone = group.auth_strategy == 'keystone'
+    for route in routes:
+        if route.tenant_discovery == 'trusts' and not (
+                keystone and group.tenant_access == 'trusts'):
+            return ('route %r option \'tenant_discovery\': trusts needs '
+                    '[zaqar] auth_strategy = keystone and tenant_access = '
+                    'trusts' % route.name)
+    if not keystone:
+        return None
+    if group.tenant_access == 'trusts':
+        if group.auth_type not in ('password', 'v3password'):
+            return ('[zaqar] auth_type: tenant_access = trusts needs a '
+                    'user\'s password (auth_type = password), got %r'
+                    % (group.auth_type,))
+        return None
+    for route in routes:
+        for option in _tenant_templates(route):
+            value = getattr(route, option)
+            if '{tenant}' not in value:
+                return ('route %r option %r: with [zaqar] tenant_access = '
+                        'service_project every tenant\'s queues share the '
+                        'bridge\'s project, so it must contain {tenant} '
+                        '(got %r)' % (route.name, option, value))
+    return None
+
+
+def _tenant_templates(route):
+    """The options of ``route`` naming queues of one tenant."""
+    yield 'zaqar_queue'
+    if route.envelope != 'oslo':
+        return
+    if route.direction == TO_ZAQAR:
+        yield 'reply_queue'     # where guests answer controllers' calls
+    elif route.allowed_methods:
+        yield 'guest_reply_queue'   # where guests' calls are answered

@@ -23,18 +23,18 @@ import kombu
 from oslo_log import log
 
 from bridge.amqp import connection as amqp_connection
-from bridge.amqp import deadletter
+from bridge.amqp import topology
 from bridge.amqp import publisher
 from bridge import backoff
 from bridge import metrics as bridge_metrics
 from bridge import naming
-from bridge import routing
+from bridge.routes import route as routing
 from bridge import tokens
-from bridge.translate import Reject
+from bridge.reject import Reject
 from bridge.translate import to_amqp
 from bridge.zaqar import client as zaqar_client
 from bridge.zaqar import doorbell
-from bridge.zaqar import schedule
+from bridge.flows import schedule
 
 LOG = log.getLogger(__name__)
 
@@ -348,7 +348,7 @@ class Reverser:
                                time.monotonic() - received_at)
 
     def _dead_letter(self, queue, message, exc):
-        headers = deadletter.headers(
+        headers = topology.headers(
             self.route.name, routing.TO_AMQP, exc.reason,
             exc.message_id or message.id, tenant=queue.tenant,
             zaqar_queue=queue.name, zaqar_message_id=message.id)

@@ -15,6 +15,14 @@ import threading
 import cotyledon
 from oslo_log import log
 
+from bridge.daemon import health
+from bridge.flows import forward
+from bridge.flows import reverse
+from bridge import metrics
+from bridge.routes import route as routing
+from bridge.translate import to_zaqar
+from bridge.zaqar import clients as zaqar_clients
+
 LOG = log.getLogger(__name__)
 
 
@@ -38,12 +46,10 @@ class Worker(cotyledon.Service):
         raise NotImplementedError
 
     def run(self):
-        from bridge import metrics
-        from bridge.zaqar import client as zaqar_client
         try:
             self.metrics = metrics.Metrics()
             self.metrics.worker_started(self.route.name)
-            self._loop = self.build(zaqar_client.Clients(self.conf))
+            self._loop = self.build(zaqar_clients.Clients(self.conf))
             self._loop.run()
         finally:
             self._done.set()
@@ -68,7 +74,6 @@ class ForwardService(Worker):
         return 'forward %s' % self.route.name
 
     def build(self, clients):
-        from bridge.amqp import forward
         return forward.Forwarder(self.conf, self.route, clients,
                                  metrics=self.metrics)
 
@@ -80,7 +85,6 @@ class ReverseService(Worker):
         return 'reverse %s' % self.route.name
 
     def build(self, clients):
-        from bridge.zaqar import reverse
         return reverse.Reverser(self.conf, self.route, clients,
                                 self.worker_id, metrics=self.metrics)
 
@@ -89,12 +93,9 @@ class RepliesService(Worker):
     name = 'replies'
 
     def __init__(self, worker_id, conf):
-        from bridge import routing
         super().__init__(worker_id, conf, routing.replies_route(conf))
 
     def build(self, clients):
-        from bridge.amqp import forward
-        from bridge.translate import to_zaqar
         return forward.Forwarder(self.conf, self.route, clients,
                                  metrics=self.metrics,
                                  translate=to_zaqar.translate_reply)
@@ -113,7 +114,6 @@ class MetricsService(cotyledon.Service):
         self._stop = threading.Event()
 
     def run(self):
-        from bridge import health
         group = self.conf.metrics
         failures = 0
         while not self._stop.is_set():

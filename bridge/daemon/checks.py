@@ -2,7 +2,7 @@
 
 from bridge.amqp import connection as amqp_connection
 from bridge import backoff
-from bridge.zaqar import client as zaqar_client
+from bridge.zaqar import clients as zaqar_clients
 
 
 def rabbitmq(conf):
@@ -22,7 +22,7 @@ def rabbitmq(conf):
 def zaqar(conf):
     """None when Zaqar answers (and accepts the credentials)."""
     try:
-        zaqar_client.Clients(conf).check()
+        zaqar_clients.Clients(conf).check()
         return None
     except Exception as exc:
         return backoff.error_text(exc)

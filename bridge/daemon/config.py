@@ -8,23 +8,13 @@ from cotyledon import oslo_config_glue
 from oslo_config import cfg
 from oslo_log import log
 
+from bridge.amqp import connection
 from bridge import confcheck
 from bridge import opts
-from bridge import routing
+from bridge.routes import route as routing
+from bridge.zaqar import options as zaqar_options
 
 LOG = log.getLogger(__name__)
-
-DEFAULT_OPTS = [
-    cfg.StrOpt('transport_url', secret=True,
-               default='rabbit://guest:guest@127.0.0.1:5672/',
-               help='The control-plane RabbitMQ, in oslo.messaging\'s URL '
-                    'syntax: rabbit://user:pass@host1:5672,user:pass@'
-                    'host2:5672/vhost. Several hosts fail over in turn.'),
-    cfg.ListOpt('routes', default=[],
-                help='Names of the routes to run; each has a [route:NAME] '
-                     'section.'),
-]
-
 
 class ConfigError(Exception):
     """Configuration that stops the bridge; the text is one clear line."""
@@ -35,9 +25,8 @@ def register_opts(conf):
     for group, options in opts.list_opts():
         if group.startswith(routing.GROUP_PREFIX):
             continue
-        if group == 'zaqar':
-            from bridge.zaqar import client
-            client.register_opts(conf)
+        if group == zaqar_options.GROUP:
+            zaqar_options.register_opts(conf)
         else:
             conf.register_opts(list(options),
                                group=None if group == 'DEFAULT' else group)
@@ -95,7 +84,6 @@ def load_routes(conf):
 
     Raises ConfigError naming the route and option that are wrong.
     """
-    from bridge.amqp import connection
     _check_files(conf)
     try:
         connection.kombu_url(conf.transport_url)
@@ -119,8 +107,7 @@ def load_routes(conf):
             raise ConfigError(str(routing.RouteError(
                 route.name, 'doorbell_port', '[rpc] reply_secret is '
                 'required with a doorbell (it signs the subscriptions)')))
-    from bridge.zaqar import client
-    problem = client.check_conf(conf, routes)
+    problem = routing.check_zaqar_access(conf, routes)
     if problem:
         raise ConfigError(problem)
     return routes

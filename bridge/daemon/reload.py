@@ -1,12 +1,12 @@
 """SIGHUP: re-read the configuration and apply what changed.
 
 cotyledon re-reads the config files in the manager (oslo_config_glue) and
-then signals every worker; workers ignore that signal (services.Worker),
+then signals every worker; workers ignore that signal (workers.Worker),
 and :class:`Routes` decides in the manager which services change:
 
 * a route that is new gets its workers;
 * a route that is gone has its workers stopped (SIGTERM: in-flight
-  messages are finished or released, see services.py);
+  messages are finished or released, see workers.py);
 * a route whose section changed is stopped and started again with its
   new settings;
 * every other route keeps running, untouched.
@@ -19,9 +19,9 @@ going as they were.
 
 from oslo_log import log
 
-from bridge import routing
-from bridge import service
-from bridge import services
+from bridge.routes import route as routing
+from bridge.daemon import config
+from bridge.daemon import workers
 
 LOG = log.getLogger(__name__)
 
@@ -41,10 +41,10 @@ def shared_settings(conf):
 
 def service_for(route):
     if route.name == routing.REPLIES_ROUTE:
-        return services.RepliesService
+        return workers.RepliesService
     if route.direction == routing.TO_ZAQAR:
-        return services.ForwardService
-    return services.ReverseService
+        return workers.ForwardService
+    return workers.ReverseService
 
 
 def with_replies(conf, routes):
@@ -85,8 +85,8 @@ class Routes:
         """The manager's on_reload hook (the files are already re-read)."""
         try:
             new = {r.name: r for r in with_replies(
-                self.conf, service.load_routes(self.conf))}
-        except service.ConfigError as exc:
+                self.conf, config.load_routes(self.conf))}
+        except config.ConfigError as exc:
             LOG.error('Reload refused, the running configuration stays: %s',
                       exc)
             return

@@ -29,7 +29,7 @@ import time
 from oslo_log import log
 import sdnotify
 
-from bridge import health as bridge_health
+from bridge.daemon import health as bridge_health
 
 LOG = log.getLogger(__name__)
 

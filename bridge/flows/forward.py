@@ -22,13 +22,13 @@ from oslo_log import log
 
 from bridge.amqp import acks
 from bridge.amqp import connection as amqp_connection
-from bridge.amqp import deadletter
+from bridge.amqp import topology
 from bridge.amqp import publisher
 from bridge import backoff
 from bridge import batch
 from bridge import metrics as bridge_metrics
-from bridge import routing
-from bridge.translate import Reject
+from bridge.routes import route as routing
+from bridge.reject import Reject
 from bridge.translate import to_zaqar
 from bridge.zaqar import client as zaqar_client
 
@@ -177,10 +177,10 @@ class Forwarder(mixins.ConsumerMixin):
         routing_key = delivery.get('routing_key', '')
         headers = message.headers or {}
         if exchange == '' and routing_key == self.route.amqp_queue and \
-                deadletter.ORIGIN_ROUTING_KEY in headers:
-            return (headers.get(deadletter.ORIGIN_EXCHANGE,
+                topology.ORIGIN_ROUTING_KEY in headers:
+            return (headers.get(topology.ORIGIN_EXCHANGE,
                                 self.route.exchange),
-                    headers[deadletter.ORIGIN_ROUTING_KEY])
+                    headers[topology.ORIGIN_ROUTING_KEY])
         return exchange, routing_key
 
     def on_message(self, message):
@@ -297,7 +297,7 @@ class Forwarder(mixins.ConsumerMixin):
     def _dead_letter(self, message, exc):
         exchange, routing_key = self.origin(message)
         headers = dict(message.headers or {})
-        headers.update(deadletter.headers(
+        headers.update(topology.headers(
             self.route.name, routing.TO_ZAQAR, exc.reason, exc.message_id,
             exchange=exchange, routing_key=routing_key))
         self.publisher.dead_letter(message.body, self.route.name, headers,

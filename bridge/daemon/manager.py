@@ -7,9 +7,9 @@ from cotyledon import oslo_config_glue
 from oslo_log import log
 
 from bridge import metrics
-from bridge import notify
-from bridge import reload
-from bridge import services
+from bridge.daemon import notify
+from bridge.daemon import reload
+from bridge.daemon import workers
 
 LOG = log.getLogger(__name__)
 
@@ -36,11 +36,11 @@ class ServiceManager(cotyledon.ServiceManager):
                             on_dead_worker=self._forget_dead_worker)
         self.conf = conf
 
-    def add_route(self, service, route_name, workers, args):
+    def add_route(self, service, route_name, count, args):
         """``add()``, telling health how many workers the route has."""
-        service_id = self.add(service, workers=workers, args=args)
+        service_id = self.add(service, workers=count, args=args)
         self.routes[service_id] = route_name
-        self.metrics.configured(route_name, workers)
+        self.metrics.configured(route_name, count)
         return service_id
 
     def add(self, *args, **kwargs):
@@ -76,7 +76,7 @@ class ServiceManager(cotyledon.ServiceManager):
 
     def run(self):
         if self.conf.metrics.enabled:  # started after the routes' workers
-            self.add(services.MetricsService, workers=1,
+            self.add(workers.MetricsService, workers=1,
                      args=(self.conf, self.metrics_dir))
         self.notifier.start()
         super().run()

@@ -1,0 +1,1 @@
+"""The flows: where the AMQP and Zaqar adapters meet (forward, reverse)."""
