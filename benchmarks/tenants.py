@@ -49,7 +49,7 @@ import time
 import uuid
 
 from benchmarks import common
-from bridge.zaqar import reverse
+from bridge.flows import reverse
 
 ROUTE = 'tenants'
 QUEUE = 'bench_reports'
