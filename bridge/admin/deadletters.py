@@ -21,7 +21,7 @@ import kombu
 from bridge.admin import Failure
 from bridge.amqp import connection as amqp_connection
 from bridge import backoff
-from bridge.routes import route as routing
+from bridge.routes import common as route_common
 
 PREFIX = 'x-bridge-'
 # Where a to_zaqar message was first published; kept on replay so the
@@ -73,7 +73,7 @@ class DeadLetter:
     @property
     def source(self):
         """Where the message came from, in words."""
-        if self.direction == routing.TO_AMQP:
+        if self.direction == route_common.TO_AMQP:
             return 'tenant %s queue %s' % (self.header('tenant'),
                                            self.header('zaqar-queue'))
         return 'exchange %r key %s' % (self.header('exchange') or '',

@@ -16,7 +16,8 @@ import json
 from bridge.admin import Failure
 from bridge.amqp import publisher
 from bridge import backoff
-from bridge.routes import route as routing
+from bridge.routes import common as route_common
+from bridge.rpc import replies as rpc_replies
 from bridge.zaqar import client as zaqar_client
 from bridge.zaqar import clients as zaqar_clients
 
@@ -25,7 +26,7 @@ class Replayer:
     def __init__(self, conf, routes, connection):
         self.conf = conf
         self.routes = {route.name: route for route in routes}
-        replies = routing.replies_route(conf)
+        replies = rpc_replies.route(conf)
         self.routes.setdefault(replies.name, replies)
         self.connection = connection
         self._publisher = None
@@ -33,18 +34,18 @@ class Replayer:
 
     def target(self, letter):
         """Where ``letter`` would go, in words; Failure if nowhere."""
-        if letter.direction == routing.TO_ZAQAR:
+        if letter.direction == route_common.TO_ZAQAR:
             return 'amqp queue %s' % self._route_of(letter).amqp_queue
-        if letter.direction == routing.TO_AMQP:
+        if letter.direction == route_common.TO_AMQP:
             tenant, queue = self._zaqar_address(letter)
             self._zaqar_body(letter)
             return 'zaqar queue %s of tenant %s' % (queue, tenant)
         raise Failure('its x-bridge-direction %r is neither %s nor %s'
-                      % (letter.direction, routing.TO_ZAQAR,
-                         routing.TO_AMQP))
+                      % (letter.direction, route_common.TO_ZAQAR,
+                         route_common.TO_AMQP))
 
     def replay(self, letter):
-        if letter.direction == routing.TO_ZAQAR:
+        if letter.direction == route_common.TO_ZAQAR:
             self._to_route_queue(letter)
         else:
             self._to_tenant_queue(letter)
@@ -56,10 +57,11 @@ class Replayer:
         if route is None:
             raise Failure('route %r is not in [DEFAULT] routes: add it back '
                           'to replay this dead letter' % letter.route)
-        if route.direction != routing.TO_ZAQAR:
+        if route.direction != route_common.TO_ZAQAR:
             raise Failure('route %r is now a %s route; this dead letter '
-                          'came from a %s route' % (
-                              route.name, route.direction, routing.TO_ZAQAR))
+                          'came from a %s route'
+                          % (route.name, route.direction,
+                             route_common.TO_ZAQAR))
         return route
 
     def _to_route_queue(self, letter):

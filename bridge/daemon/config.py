@@ -11,7 +11,9 @@ from oslo_log import log
 from bridge.amqp import connection
 from bridge import confcheck
 from bridge import opts
-from bridge.routes import route as routing
+from bridge.routes import common as route_common
+from bridge.routes import load as route_load
+from bridge.routes import route as route_model
 from bridge.zaqar import options as zaqar_options
 
 LOG = log.getLogger(__name__)
@@ -23,7 +25,7 @@ class ConfigError(Exception):
 def register_opts(conf):
     oslo_config_glue.register_opts(conf)    # read in the same file
     for group, options in opts.list_opts():
-        if group.startswith(routing.GROUP_PREFIX):
+        if group.startswith(route_common.GROUP_PREFIX):
             continue
         if group == zaqar_options.GROUP:
             zaqar_options.register_opts(conf)
@@ -90,8 +92,8 @@ def load_routes(conf):
     except connection.URLError as exc:
         raise ConfigError('[DEFAULT] transport_url: %s' % exc)
     try:
-        routes, stray = routing.load(conf)
-    except routing.RouteError as exc:
+        routes, stray = route_load.load(conf)
+    except route_common.RouteError as exc:
         raise ConfigError(str(exc))
     if not routes:
         raise ConfigError('[DEFAULT] routes lists no route: nothing to '
@@ -104,10 +106,10 @@ def load_routes(conf):
                           'envelope = oslo (it signs reply addresses)')
     for route in routes:
         if route.doorbell_port and not conf.rpc.reply_secret:
-            raise ConfigError(str(routing.RouteError(
+            raise ConfigError(str(route_common.RouteError(
                 route.name, 'doorbell_port', '[rpc] reply_secret is '
                 'required with a doorbell (it signs the subscriptions)')))
-    problem = routing.check_zaqar_access(conf, routes)
+    problem = route_load.check_zaqar_access(conf, routes)
     if problem:
         raise ConfigError(problem)
     return routes
@@ -121,12 +123,12 @@ def _check_files(conf):
     cotyledon, keystoneauth) are known too.
     """
     own = {group for group, _ in opts.list_opts()
-           if not group.startswith(routing.GROUP_PREFIX)}
+           if not group.startswith(route_common.GROUP_PREFIX)}
     known = {group: options
              for group, options in confcheck.known_options().items()
              if group in own}
     sections = dict(known)
-    sections.update((routing.GROUP_PREFIX + name, routing.OPTS)
+    sections.update((route_common.GROUP_PREFIX + name, route_model.OPTS)
                     for name in conf.routes)
     problem = confcheck.unknown_options(conf, sections)
     if problem:

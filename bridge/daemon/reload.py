@@ -19,9 +19,9 @@ going as they were.
 
 from oslo_log import log
 
-from bridge.routes import route as routing
 from bridge.daemon import config
 from bridge.daemon import workers
+from bridge.rpc import replies
 
 LOG = log.getLogger(__name__)
 
@@ -39,22 +39,6 @@ def shared_settings(conf):
     return values
 
 
-def service_for(route):
-    if route.name == routing.REPLIES_ROUTE:
-        return workers.RepliesService
-    if route.direction == routing.TO_ZAQAR:
-        return workers.ForwardService
-    return workers.ReverseService
-
-
-def with_replies(conf, routes):
-    """The routes plus the internal replies route when guests can call."""
-    if any(r.direction == routing.TO_AMQP and r.envelope == 'oslo'
-           for r in routes):
-        return list(routes) + [routing.replies_route(conf)]
-    return list(routes)
-
-
 class Routes:
     """The routes a manager runs, and their cotyledon service ids."""
 
@@ -66,15 +50,14 @@ class Routes:
 
     def start(self, routes):
         self.shared = shared_settings(self.conf)
-        for route in with_replies(self.conf, routes):
+        for route in replies.with_replies(self.conf, routes):
             self._add(route)
 
     def _add(self, route):
         LOG.info('Route %s', route.describe())
-        args = (self.conf,) if route.name == routing.REPLIES_ROUTE else \
-            (self.conf, route)
-        service_id = self.manager.add_route(service_for(route), route.name,
-                                            route.workers, args)
+        service_id = self.manager.add_route(workers.service_for(route),
+                                            route.name, route.workers,
+                                            (self.conf, route))
         self.running[route.name] = (service_id, route)
 
     def _remove(self, name):
@@ -84,7 +67,7 @@ class Routes:
     def reload(self):
         """The manager's on_reload hook (the files are already re-read)."""
         try:
-            new = {r.name: r for r in with_replies(
+            new = {r.name: r for r in replies.with_replies(
                 self.conf, config.load_routes(self.conf))}
         except config.ConfigError as exc:
             LOG.error('Reload refused, the running configuration stays: %s',

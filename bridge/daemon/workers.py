@@ -19,7 +19,9 @@ from bridge.daemon import health
 from bridge.flows import forward
 from bridge.flows import reverse
 from bridge import metrics
-from bridge.routes import route as routing
+from bridge.routes.common import TO_AMQP
+from bridge.routes.common import TO_ZAQAR
+from bridge.rpc import replies
 from bridge.translate import to_zaqar
 from bridge.zaqar import clients as zaqar_clients
 
@@ -90,15 +92,23 @@ class ReverseService(Worker):
 
 
 class RepliesService(Worker):
-    name = 'replies'
+    """Runs the replies route (bridge/rpc/replies.py)."""
 
-    def __init__(self, worker_id, conf):
-        super().__init__(worker_id, conf, routing.replies_route(conf))
+    name = 'replies'
 
     def build(self, clients):
         return forward.Forwarder(self.conf, self.route, clients,
                                  metrics=self.metrics,
                                  translate=to_zaqar.translate_reply)
+
+
+# The service running each kind of route.
+SERVICES = {TO_ZAQAR: ForwardService, TO_AMQP: ReverseService,
+            replies.KIND: RepliesService}
+
+
+def service_for(route):
+    return SERVICES[route.kind]
 
 
 class MetricsService(cotyledon.Service):

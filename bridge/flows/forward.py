@@ -27,7 +27,6 @@ from bridge.amqp import publisher
 from bridge import backoff
 from bridge import batch
 from bridge import metrics as bridge_metrics
-from bridge.routes import route as routing
 from bridge.reject import Reject
 from bridge.translate import to_zaqar
 from bridge.zaqar import client as zaqar_client
@@ -298,7 +297,7 @@ class Forwarder(mixins.ConsumerMixin):
         exchange, routing_key = self.origin(message)
         headers = dict(message.headers or {})
         headers.update(topology.headers(
-            self.route.name, routing.TO_ZAQAR, exc.reason, exc.message_id,
+            self.route.name, self.route.direction, exc.reason, exc.message_id,
             exchange=exchange, routing_key=routing_key))
         self.publisher.dead_letter(message.body, self.route.name, headers,
                                    content_type=message.content_type)

@@ -28,7 +28,7 @@ from bridge.amqp import publisher
 from bridge import backoff
 from bridge import metrics as bridge_metrics
 from bridge import naming
-from bridge.routes import route as routing
+from bridge.routes.common import TO_AMQP
 from bridge import tokens
 from bridge.reject import Reject
 from bridge.translate import to_amqp
@@ -45,7 +45,7 @@ def worker_of(tenant, workers):
 
 class Reverser:
     def __init__(self, conf, route, clients, worker_id=0, metrics=None):
-        assert route.direction == routing.TO_AMQP
+        assert route.direction == TO_AMQP
         self.conf = conf
         self.route = route
         self.clients = clients
@@ -349,7 +349,7 @@ class Reverser:
 
     def _dead_letter(self, queue, message, exc):
         headers = topology.headers(
-            self.route.name, routing.TO_AMQP, exc.reason,
+            self.route.name, self.route.direction, exc.reason,
             exc.message_id or message.id, tenant=queue.tenant,
             zaqar_queue=queue.name, zaqar_message_id=message.id)
         self.publisher.dead_letter({'body': message.body}, self.route.name,

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.functional
 # test_rpc's routes: guests (to_zaqar), conductor (to_amqp, heartbeat
 # allowed, defaults otherwise), replies.
 daemon = test_rpc.daemon
-MAX_CALL_TIMEOUT = 600    # max_call_timeout's default (bridge/routing.py)
+MAX_CALL_TIMEOUT = 600    # max_call_timeout default, bridge/routes/to_amqp
 
 
 class FromDict(oslo_messaging.NoOpSerializer):

@@ -3,7 +3,7 @@
 import pytest
 
 from bridge.daemon import config
-from bridge.routes import route as routing
+from bridge.routes import load as route_load
 from bridge.zaqar import clients as zaqar_clients
 from tests.unit import confutil
 
@@ -37,7 +37,7 @@ def check(tmp_path, access, route, auth_type='password'):
     conf, routes = confutil.load(tmp_path, KEYSTONE % (access, auth_type,
                                                        route),
                                  routes='r1,r2' if 'r2' in route else 'r1')
-    return routing.check_zaqar_access(conf, routes)
+    return route_load.check_zaqar_access(conf, routes)
 
 
 @pytest.mark.parametrize('access, route, auth_type, error', [
@@ -86,5 +86,5 @@ def test_noauth_is_not_checked(tmp_path):
         exchange = trove
         tenant = context:project_id
         ''')
-    assert routing.check_zaqar_access(conf, routes) is None
+    assert route_load.check_zaqar_access(conf, routes) is None
     assert zaqar_clients.Clients(conf).project_of('t1') == 't1'
