@@ -125,9 +125,9 @@ class UsedTokens:
     confirmed it, so an answer that was refused or never published leaves
     the token usable.
 
-    One memory per worker process (:data:`PROCESS`), shared by all its
-    routes: a tenant's queues always go to the same worker of a route
-    (bridge.zaqar.reverse.worker_of), and a token is only accepted from
+    One memory per worker process (bridge.rpc.relay.USED), shared by all
+    its routes: a tenant's queues always go to the same worker of a route
+    (bridge.flows.reverse.worker_of), and a token is only accepted from
     the one Zaqar queue it names.  Not shared between processes: after a
     worker restarts, or across two bridges draining the same queue, a
     replay can reach the caller, whose oslo.messaging reply waiter drops
@@ -168,8 +168,3 @@ class UsedTokens:
             if len(memory) >= self._limit:
                 memory.pop(next(iter(memory)))
         memory[token] = (expires, now)
-
-
-# The memory of this worker process (a forked worker starts empty: the
-# manager never answers anything).
-PROCESS = UsedTokens()

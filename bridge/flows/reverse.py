@@ -29,7 +29,7 @@ from bridge import backoff
 from bridge import metrics as bridge_metrics
 from bridge import naming
 from bridge.routes.common import TO_AMQP
-from bridge import tokens
+from bridge.rpc import relay
 from bridge.reject import Reject
 from bridge.translate import to_amqp
 from bridge.zaqar import client as zaqar_client
@@ -62,7 +62,7 @@ class Reverser:
         self.connection = amqp_connection.connection(conf)
         self.publisher = None
         # Answers published, shared by every route of this process.
-        self.used_tokens = tokens.PROCESS
+        self.used_tokens = relay.USED
         self.zaqar = backoff.Outage(
             LOG, route.name, 'Zaqar', route.retry_max_interval,
             report=lambda up: self.metrics.connection(route.name, 'zaqar',

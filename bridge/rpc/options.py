@@ -1,21 +1,5 @@
-"""RPC across the bridge: options and the reply-address tokens' policy.
-
-A controller's ``call()`` to a guest:  the forward path replaces nothing in
-the request, and adds ``reply = {queue, token}`` where the token (see
-:mod:`bridge.tokens`) signs the caller's ``_reply_q``, ``_msg_id``, the
-tenant and an expiry.  The guest answers into ``reply.queue`` in its own
-project; the reverse path checks the token against that project and
-publishes the answer to the caller's reply queue, exactly as an
-oslo.messaging server would.
-
-A guest's ``call()`` to a controller: the guest sends ``_msg_id`` and a
-Zaqar reply queue of its own.  The reverse path publishes the request with
-``_msg_id`` replaced by a token that signs the guest's queue, msg id and
-project, and ``_reply_q`` set to ``[rpc] amqp_reply_queue``, a durable
-queue every bridge worker consumes.  Whichever worker gets the answer
-verifies the token and posts it into the guest's queue.  No worker keeps
-state: any bridge on any controller can route any reply.
-"""
+"""The ``[rpc]`` options: the reply tokens' secret and lifetimes, the
+AMQP queue answers to guests' calls come to (bridge/rpc/relay.py)."""
 
 from oslo_config import cfg
 

@@ -5,14 +5,13 @@ The guest reads what is posted: of the request context only the route's
 """
 
 import json
-import math
 
 from bridge import context
 from bridge import envelope
 from bridge import naming
 from bridge.tenant import rules as tenant_rules
-from bridge import tokens
 from bridge.reject import Reject
+from bridge.rpc import relay
 from bridge import wire
 
 # Room kept for the {"messages": [...]} wrapper and the ttl of one message.
@@ -44,35 +43,6 @@ def _fields(route, exchange, routing_key, tenant):
             'server': server}
 
 
-def _expiry_seconds(properties, message, rpc_conf):
-    """How long the caller waits: AMQP expiration (ms) or _timeout (s)."""
-    ttl = rpc_conf.reply_token_ttl
-    expiration = properties.get('expiration')
-    try:
-        if expiration:
-            ttl = min(ttl, float(expiration) / 1000.0 + rpc_conf.reply_grace)
-        elif message.get('_timeout'):
-            ttl = min(ttl, float(message['_timeout']) + rpc_conf.reply_grace)
-    except (TypeError, ValueError):
-        pass
-    if not math.isfinite(ttl):   # "-inf", "nan" from a broken client
-        ttl = rpc_conf.reply_token_ttl
-    return max(1, int(ttl))
-
-
-def _call_monitor(message):
-    """The caller's call-monitor timeout in whole seconds, or 0.
-
-    oslo.messaging sends it as ``_timeout``; its server heartbeats a call
-    every half of ``int(_timeout)`` when that is at least 1 s.
-    """
-    try:
-        monitor = int(message.get('_timeout') or 0)
-    except (TypeError, ValueError, OverflowError):
-        return 0
-    return min(monitor, 2 ** 31) if monitor >= 2 else 0
-
-
 def translate(route, conf, project_of, body, exchange, routing_key,
               headers=None, properties=None, content_type=None):
     """Turn one delivery into an :class:`Outgoing` or raise Reject.
@@ -82,7 +52,6 @@ def translate(route, conf, project_of, body, exchange, routing_key,
     """
     headers = headers or {}
     properties = properties or {}
-    reply = None
     if route.envelope == 'oslo':
         try:
             message = envelope.unwrap(body)
@@ -110,22 +79,10 @@ def translate(route, conf, project_of, body, exchange, routing_key,
                               **_fields(route, exchange, routing_key, tenant))
     except naming.QueueNameError as exc:
         raise Reject('zaqar_queue: %s' % exc, msg_id)
-    if route.envelope == 'oslo' and message.get('_msg_id') and \
-            message.get('_reply_q'):
-        if not isinstance(message['_reply_q'], str) or \
-                not isinstance(message['_msg_id'], str):
-            raise Reject('_msg_id and _reply_q must be strings', msg_id)
-        try:
-            reply_queue = naming.render(route.reply_queue, tenant=tenant,
-                                        route=route.name)
-        except naming.QueueNameError as exc:
-            raise Reject('reply_queue: %s' % exc, msg_id)
-        token = tokens.sign(conf.rpc.reply_secret, tokens.AMQP_REPLY,
-                            message['_reply_q'], message['_msg_id'], tenant,
-                            _expiry_seconds(properties, message, conf.rpc),
-                            answer_queue=reply_queue,
-                            monitor=_call_monitor(message))
-        reply = {'queue': reply_queue, 'token': token}
+    reply = None
+    if route.envelope == 'oslo':
+        reply = relay.call_to_guest(route, conf, tenant, message,
+                                    properties, msg_id)
     if route.envelope == 'oslo':
         message = context.allowed_only(message, route.context_keys)
     zbody = wire.body(message, msg_id=msg_id, reply=reply, route=route.name,
@@ -158,14 +115,7 @@ def translate_reply(route, conf, project_of, body, exchange, routing_key,
         raise Reject('bad reply envelope: %s' % exc,
                      wire.stable_id(None, body))
     msg_id = wire.stable_id(message, body)
-    try:
-        address = tokens.verify(conf.rpc.reply_secret, tokens.ZAQAR_REPLY,
-                                message.get('_msg_id'))
-    except tokens.TokenError as exc:
-        raise Reject('reply to a guest call: %s' % exc, msg_id)
-    if not naming.is_valid(address['queue']):
-        raise Reject('reply queue %r is not a Zaqar queue name'
-                     % (address['queue'],), msg_id)
+    address = relay.guest_reply_address(conf, message, msg_id)
     reply = {'result': message.get('result'),
              'failure': message.get('failure'),
              'ending': message.get('ending', True),

@@ -21,6 +21,7 @@ import pytest
 from bridge import envelope
 from bridge import tokens
 from bridge.reject import Reject
+from bridge.rpc import relay
 from bridge.translate import to_amqp
 from tests.unit import confutil
 from tests.unit import test_translate
@@ -57,7 +58,7 @@ def test_at_most_one_final_answer_and_heartbeats_as_asked(setup, run,
                         'm1', 'tenant-a', 3600, answer_queue='replies',
                         monitor=monitor)
     used = tokens.UsedTokens()
-    gap = max(to_amqp.MIN_HEARTBEAT_GAP, monitor / 4.0)
+    gap = max(relay.MIN_HEARTBEAT_GAP, monitor / 4.0)
     now = time.time()
     published = []   # (time, answer as the caller reads it)
     for wait, message, confirmed in run:
