@@ -1,4 +1,9 @@
-"""Dead letters: messages that can never be delivered, kept for operators.
+"""What the bridge declares on RabbitMQ: each route's exchange, a to_zaqar
+route's queue and bindings, the queue a notification waits in, and the
+dead letters.  ``route`` arguments are read for their exchange and
+queue settings only (bridge/routes/).
+
+Dead letters: messages that can never be delivered, kept for operators.
 
 Both directions use one place, on RabbitMQ: the durable direct exchange
 ``[amqp] dead_letter_exchange`` bound to the durable queue
@@ -63,3 +68,39 @@ def headers(route, direction, reason, message_id=None, **where):
         if value is not None:
             out['x-bridge-' + key.replace('_', '-')] = value
     return out
+
+
+def route_exchange(route):
+    """The exchange a route consumes or publishes to."""
+    return kombu.Exchange(route.exchange, type=route.exchange_type,
+                          durable=route.exchange_durable,
+                          auto_delete=route.exchange_auto_delete)
+
+
+def route_queue(route, conf):
+    """A to_zaqar route's durable queue with its bindings to the
+    route's exchange."""
+    arguments = amqp_connection.queue_arguments(conf)
+    if not route.exchange:  # the default exchange binds every queue
+        return kombu.Queue(route.amqp_queue, durable=True, auto_delete=False,
+                           queue_arguments=arguments)
+    exchange = route_exchange(route)
+    if route.exchange_type == 'headers':
+        bindings = [kombu.binding(exchange,
+                                  arguments=dict(route.binding_arguments))]
+    elif route.exchange_type == 'fanout':
+        bindings = [kombu.binding(exchange, routing_key='')]
+    else:
+        bindings = [kombu.binding(exchange, routing_key=key)
+                    for key in route.binding_keys]
+    return kombu.Queue(route.amqp_queue, bindings=bindings, durable=True,
+                       auto_delete=False, queue_arguments=arguments)
+
+
+def notification_queue(route, routing_key):
+    """The queue a notification published by ``route`` waits in for its
+    listener: oslo.messaging's notifier declares it (named as the routing
+    key), so does the bridge."""
+    return kombu.Queue(routing_key, route_exchange(route),
+                       routing_key=routing_key,
+                       durable=route.exchange_durable)

@@ -12,16 +12,14 @@ alive) and RabbitMQ stops delivering at ``prefetch`` unacknowledged
 messages, so memory stays bounded and the backlog stays in RabbitMQ.
 """
 
-import logging
-import select
 import time
 
-import kombu
 from kombu import mixins
 from oslo_log import log
 
 from bridge.amqp import acks
 from bridge.amqp import connection as amqp_connection
+from bridge.amqp import consumer
 from bridge.amqp import topology
 from bridge.amqp import publisher
 from bridge import backoff
@@ -34,50 +32,10 @@ from bridge.zaqar import client as zaqar_client
 LOG = log.getLogger(__name__)
 
 
-def binding_queue(route, conf):
-    """The route's durable queue with its bindings to the exchange."""
-    arguments = amqp_connection.queue_arguments(conf)
-    if not route.exchange:  # the default exchange binds every queue
-        return kombu.Queue(route.amqp_queue, durable=True, auto_delete=False,
-                           queue_arguments=arguments)
-    exchange = kombu.Exchange(route.exchange, type=route.exchange_type,
-                              durable=route.exchange_durable,
-                              auto_delete=route.exchange_auto_delete)
-    if route.exchange_type == 'headers':
-        bindings = [kombu.binding(exchange,
-                                  arguments=dict(route.binding_arguments))]
-    elif route.exchange_type == 'fanout':
-        bindings = [kombu.binding(exchange, routing_key='')]
-    else:
-        bindings = [kombu.binding(exchange, routing_key=key)
-                    for key in route.binding_keys]
-    return kombu.Queue(route.amqp_queue, bindings=bindings, durable=True,
-                       auto_delete=False, queue_arguments=arguments)
-
-
-class ConnectionLost(logging.Filter):
-    """kombu's ConsumerMixin logs a lost broker connection with its
-    traceback before it reconnects (to the next transport_url host, if
-    any): one line naming the route and the reason is enough."""
-
-    def __init__(self, route_name):
-        super().__init__()
-        self.route_name = route_name
-
-    def filter(self, record):
-        if record.msg == mixins.W_CONN_LOST and record.exc_info:
-            record.msg = 'Route %s: connection to RabbitMQ lost (%s), ' \
-                'reconnecting'
-            record.args = (self.route_name,
-                           backoff.error_text(record.exc_info[1]))
-            record.exc_info = record.exc_text = None
-        return True
-
-
 class Forwarder(mixins.ConsumerMixin):
     def __init__(self, conf, route, clients, metrics=None,
                  translate=to_zaqar.translate):
-        mixins.logger.addFilter(ConnectionLost(route.name))
+        consumer.log_lost_connections(route.name)
         self.translate = translate
         self.conf = conf
         self.route = route
@@ -111,7 +69,7 @@ class Forwarder(mixins.ConsumerMixin):
     # -- kombu ConsumerMixin hooks
 
     def get_consumers(self, Consumer, channel):
-        queue = binding_queue(self.route, self.conf)
+        queue = topology.route_queue(self.route, self.conf)
         return [Consumer(queues=[queue], on_message=self.on_message,
                          prefetch_count=self.route.prefetch,
                          no_ack=False)]
@@ -152,14 +110,7 @@ class Forwarder(mixins.ConsumerMixin):
 
     def _more_waiting(self):
         """Is another delivery already waiting on the connection?"""
-        try:
-            transport = self.active.connection.transport
-            if transport._read_buffer:   # py-amqp read ahead
-                return True
-            readable, _, _ = select.select([transport.sock], [], [], 0)
-            return bool(readable)
-        except Exception:  # another transport: batch by time only
-            return True
+        return consumer.more_waiting(self.active)
 
     # -- receiving
 

@@ -19,7 +19,6 @@ import threading
 import time
 import zlib
 
-import kombu
 from oslo_log import log
 
 from bridge.amqp import connection as amqp_connection
@@ -37,6 +36,10 @@ from bridge.zaqar import doorbell
 from bridge.flows import schedule
 
 LOG = log.getLogger(__name__)
+
+class Stopped(Exception):
+    """Raised out of kombu's reconnect loop when the worker stops."""
+
 
 def worker_of(tenant, workers):
     """The worker (0 to ``workers`` - 1) that drains ``tenant``'s queue."""
@@ -131,7 +134,7 @@ class Reverser:
             return
         self.connection.ensure_connection(
             errback=self._amqp_error, max_retries=None,
-            callback=lambda: self._stop.is_set() and self._raise_stop())
+            callback=self._check_stop)
         self.publisher = publisher.Publisher(self.connection, self.conf)
         self.publisher.declare_dead_letters(self.route.name)
         self._declared_queues.clear()
@@ -145,9 +148,10 @@ class Reverser:
         LOG.info('Route %s: connected to RabbitMQ, draining %d tenant '
                  'queue(s)', self.route.name, len(self.queues))
 
-    @staticmethod
-    def _raise_stop():
-        raise StopIteration
+    def _check_stop(self):
+        """kombu calls this while it waits to reconnect: stop waiting."""
+        if self._stop.is_set():
+            raise Stopped()
 
     def _amqp_error(self, exc, interval):
         self.metrics.connection(self.route.name, 'rabbitmq', False)
@@ -160,12 +164,7 @@ class Reverser:
         # the bridge.
         if out.routing_key in self._declared_queues:
             return
-        exchange = kombu.Exchange(self.route.exchange,
-                                  type=self.route.exchange_type,
-                                  durable=self.route.exchange_durable,
-                                  auto_delete=self.route.exchange_auto_delete)
-        kombu.Queue(out.routing_key, exchange, routing_key=out.routing_key,
-                    durable=self.route.exchange_durable)(
+        topology.notification_queue(self.route, out.routing_key)(
             self.publisher.producer.channel).declare()
         self._declared_queues.add(out.routing_key)
 
@@ -186,7 +185,7 @@ class Reverser:
                     errors = (self.connection.connection_errors
                               + self.connection.channel_errors)
                     self._drain_due()
-                except StopIteration:
+                except Stopped:
                     break
                 except Exception as exc:
                     if errors is None or not isinstance(exc, errors):
