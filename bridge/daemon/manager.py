@@ -53,6 +53,9 @@ class ServiceManager(cotyledon.ServiceManager):
         if service_id in self.routes:
             self.metrics.configured(self.routes[service_id], workers)
 
+    # The private methods below are cotyledon's, the same from 1.7.0 to
+    # 2.2.0 (requirements.txt pins that range): no public hook can refuse
+    # a respawn.
     def _adjust_workers(self):
         with self._services_lock:
             super()._adjust_workers()
