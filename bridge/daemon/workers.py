@@ -31,7 +31,7 @@ LOG = log.getLogger(__name__)
 class Worker(cotyledon.Service):
     """A service whose ``run`` is a loop that ``stop`` ends."""
 
-    def __init__(self, worker_id, conf, route=None):
+    def __init__(self, worker_id, conf, route):
         super().__init__(worker_id)
         self.conf = conf
         self.route = route
@@ -41,7 +41,7 @@ class Worker(cotyledon.Service):
         self.metrics = None
 
     def describe(self):
-        return self.__class__.name
+        return '%s %s' % (self.__class__.name, self.route.name)
 
     def build(self):
         """Return the object running the loop (has run() and stop())."""
@@ -72,9 +72,6 @@ class Worker(cotyledon.Service):
 class ForwardService(Worker):
     name = 'forward'
 
-    def describe(self):
-        return 'forward %s' % self.route.name
-
     def build(self, clients):
         return forward.Forwarder(self.conf, self.route, clients,
                                  metrics=self.metrics)
@@ -82,9 +79,6 @@ class ForwardService(Worker):
 
 class ReverseService(Worker):
     name = 'reverse'
-
-    def describe(self):
-        return 'reverse %s' % self.route.name
 
     def build(self, clients):
         return reverse.Reverser(self.conf, self.route, clients,

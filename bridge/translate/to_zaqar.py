@@ -43,6 +43,15 @@ def _fields(route, exchange, routing_key, tenant):
             'server': server}
 
 
+def _unwrap(body, problem):
+    """The message in an oslo.messaging envelope, and its id."""
+    try:
+        message = envelope.unwrap(body)
+    except envelope.EnvelopeError as exc:
+        raise Reject('%s: %s' % (problem, exc), wire.stable_id(None, body))
+    return message, wire.stable_id(message, body)
+
+
 def translate(route, conf, project_of, body, exchange, routing_key,
               headers=None, properties=None, content_type=None):
     """Turn one delivery into an :class:`Outgoing` or raise Reject.
@@ -53,12 +62,7 @@ def translate(route, conf, project_of, body, exchange, routing_key,
     headers = headers or {}
     properties = properties or {}
     if route.envelope == 'oslo':
-        try:
-            message = envelope.unwrap(body)
-        except envelope.EnvelopeError as exc:
-            raise Reject('bad oslo.messaging envelope: %s' % exc,
-                         wire.stable_id(None, body))
-        msg_id = wire.stable_id(message, body)
+        message, msg_id = _unwrap(body, 'bad oslo.messaging envelope')
         extra = {}
     else:
         extra = wire.raw_message(body, content_type)
@@ -109,12 +113,7 @@ def translate_reply(route, conf, project_of, body, exchange, routing_key,
     it names the guest's Zaqar reply queue, its project and the guest's own
     msg id.
     """
-    try:
-        message = envelope.unwrap(body)
-    except envelope.EnvelopeError as exc:
-        raise Reject('bad reply envelope: %s' % exc,
-                     wire.stable_id(None, body))
-    msg_id = wire.stable_id(message, body)
+    message, msg_id = _unwrap(body, 'bad reply envelope')
     address = relay.guest_reply_address(conf, message, msg_id)
     reply = {'result': message.get('result'),
              'failure': message.get('failure'),
