@@ -6,7 +6,7 @@ import threading
 import types
 
 from bridge.amqp import consumer
-from tests.unit import test_schedule
+from tests.unit import confutil
 
 
 def connection(transport):
@@ -37,7 +37,7 @@ def test_more_waiting_without_a_socket_batches_by_time():
 
 
 def test_reverse_stops_while_rabbitmq_is_unreachable(tmp_path):
-    r = test_schedule.reverser(tmp_path, test_schedule.FakeClients(set()))
+    r = confutil.reverser(tmp_path, confutil.FakeClients(set()))
     # Nothing listens there: kombu keeps retrying until told to stop.
     r.connection = r.connection.clone(
         hostname='amqp://guest:guest@127.0.0.1:1//')

@@ -24,7 +24,6 @@ from bridge.reject import Reject
 from bridge.rpc import relay
 from bridge.translate import to_amqp
 from tests.unit import confutil
-from tests.unit import test_translate
 
 values = st.none() | st.booleans() | st.integers() | st.text(max_size=5) \
     | st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)
@@ -45,7 +44,7 @@ runs = st.lists(st.tuples(st.sampled_from([0, 0.5, 1, 2, 5, 20])
 @pytest.fixture(scope='module')
 def setup(tmp_path_factory):
     conf, routes = confutil.load(tmp_path_factory.mktemp('conf'),
-                                 test_translate.ROUTES, routes='rev')
+                                 confutil.ROUTES, routes='rev')
     return conf, routes[0]
 
 

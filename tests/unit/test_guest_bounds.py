@@ -9,10 +9,9 @@ from bridge import envelope
 from bridge.daemon import config
 from bridge.reject import Reject
 from tests.unit import confutil
-from tests.unit import test_translate
-from tests.unit.test_translate import fwd
-from tests.unit.test_translate import oslo_body
-from tests.unit.test_translate import rev
+from tests.unit.confutil import fwd
+from tests.unit.confutil import oslo_body
+from tests.unit.confutil import rev
 
 # What a controller's TroveContext.to_dict() (trove 26) packs, plus the
 # oslo.context fields a guest tried to smuggle in during the attack.
@@ -65,7 +64,7 @@ def test_forward_context_is_an_allowlist(setup):
         assert ctx[key] == CONTROLLER_CONTEXT[key]
 
 
-ROUTES = test_translate.ROUTES + '''
+ROUTES = confutil.ROUTES + '''
 [route:keys-fwd]
 direction = to_zaqar
 exchange = trove

@@ -25,9 +25,8 @@ from bridge.translate import to_amqp
 from bridge.translate import to_zaqar
 from bridge import wire
 from tests.unit import confutil
-from tests.unit import test_translate
 
-ROUTES = test_translate.ROUTES   # the same three routes
+ROUTES = confutil.ROUTES   # the same three routes
 SECRET = 'test-secret'  # confutil's [rpc] reply_secret
 VALID_NAME = re.compile(r'^[A-Za-z0-9_-]{1,64}$')
 # Keys the bridge looks at, so generated messages reach the deep paths.

@@ -134,46 +134,6 @@ def test_short_poll_interval_is_honoured_after_traffic():
     assert q.next_poll == 0.01
 
 
-class FakeClients:
-    """What Reverser needs of bridge.zaqar.clients.Clients."""
-
-    def __init__(self, found):
-        self.found = found
-        self.asked = 0
-
-    def project_of(self, tenant):
-        return tenant
-
-    def trusted_projects(self):
-        self.asked += 1
-        if isinstance(self.found, Exception):
-            raise self.found
-        return set(self.found)
-
-
-def reverser(tmp_path, clients, worker_id=0, workers=2, metrics=None,
-             zaqar_queue='conductor-{tenant}'):
-    conf, routes = confutil.load(tmp_path, '''
-        [zaqar]
-        auth_strategy = keystone
-        tenant_access = trusts
-        auth_type = password
-        auth_url = http://127.0.0.1:1/v3
-        [route:r1]
-        direction = to_amqp
-        exchange = x
-        zaqar_queue = %s
-        routing_key = conductor
-        tenants = static-1
-        tenant_discovery = trusts
-        tenant_discovery_interval = 30
-        allowed_methods = heartbeat
-        workers = %d
-        ''' % (zaqar_queue, workers))
-    return reverse.Reverser(conf, routes[0], clients, worker_id,
-                            metrics=metrics)
-
-
 @pytest.fixture
 def capture(caplog):
     """``capture()`` after oslo.log's setup has dropped caplog's handler."""
@@ -187,9 +147,10 @@ def capture(caplog):
 
 
 def test_discovered_tenants_join_the_schedule(tmp_path, caplog, capture):
-    clients = FakeClients({'static-1', 'p-a', 'p-b', 'p-c'})
+    clients = confutil.FakeClients({'static-1', 'p-a', 'p-b', 'p-c'})
     metrics = [Recorder(), Recorder()]
-    workers = [reverser(tmp_path, clients, worker_id=i, metrics=metrics[i])
+    workers = [confutil.reverser(tmp_path, clients, worker_id=i,
+                                 metrics=metrics[i])
                for i in (0, 1)]
     capture()
     for r in workers:
@@ -216,8 +177,8 @@ def test_discovered_tenants_join_the_schedule(tmp_path, caplog, capture):
 
 
 def test_discovery_failure_is_one_line_and_retried(tmp_path, caplog, capture):
-    clients = FakeClients(ConnectionError('keystone down'))
-    r = reverser(tmp_path, clients)
+    clients = confutil.FakeClients(ConnectionError('keystone down'))
+    r = confutil.reverser(tmp_path, clients)
     capture()
     r._discover(100.0)
     assert r.schedule.tenants() == {'static-1'}
@@ -232,7 +193,8 @@ def test_discovery_failure_is_one_line_and_retried(tmp_path, caplog, capture):
 def test_discovered_tenant_without_a_queue_name_is_skipped(tmp_path, caplog,
                                                            capture):
     # Names are shortened, never refused, for length: only an empty one is.
-    r = reverser(tmp_path, FakeClients({''}), zaqar_queue='{tenant}')
+    r = confutil.reverser(tmp_path, confutil.FakeClients({''}),
+                          zaqar_queue='{tenant}')
     capture()
     r._discover(100.0)
     r._discover(200.0)
@@ -268,7 +230,7 @@ class FakeMessage:
         self.deleted = True
 
 
-class FakeZaqar(FakeClients):
+class FakeZaqar(confutil.FakeClients):
     def __init__(self, claim):
         super().__init__(set())
         self.claim_ = claim
@@ -299,7 +261,7 @@ class BrokenPublisher:
 def test_rabbitmq_lost_mid_claim_gives_the_rest_back(tmp_path):
     claim = FakeClaim(FakeMessage(n) for n in range(3))
     metrics = Recorder()
-    r = reverser(tmp_path, FakeZaqar(claim), metrics=metrics)
+    r = confutil.reverser(tmp_path, FakeZaqar(claim), metrics=metrics)
     r.publisher = BrokenPublisher()
     (queue,) = r.schedule.queues
     with pytest.raises(ConnectionError):

@@ -6,69 +6,21 @@ from bridge import envelope
 from bridge import naming
 from bridge import tokens
 from bridge.reject import Reject
-from bridge.translate import to_amqp
 from bridge.translate import to_zaqar
 from tests.unit import confutil
+from tests.unit.confutil import fwd
+from tests.unit.confutil import oslo_body
+from tests.unit.confutil import rev
 
 UUID = '8f4c1f1e-3a5b-4c7d-9e0f-112233445566'
 TENANT = '0123456789abcdef0123456789abcdef'
 
-ROUTES = '''
-[route:fwd]
-direction = to_zaqar
-exchange = trove
-tenant = context:project_id
-[route:raw]
-direction = to_zaqar
-envelope = raw
-exchange = events
-tenant = routing_key:^(?P<tenant>[a-z-]+)\\.
-zaqar_queue = events-{topic}
-[route:rev]
-direction = to_amqp
-exchange = trove
-zaqar_queue = trove-conductor
-tenants = tenant-a, tenant-b
-allowed_methods = heartbeat
-allowed_event_types = trove.instance.*
-[route:shared-fwd]
-direction = to_zaqar
-exchange = trove
-tenant = context:project_id
-zaqar_queue = {tenant}-{routing_key}
-reply_queue = {tenant}-replies
-[route:shared-rev]
-direction = to_amqp
-exchange = trove
-zaqar_queue = {tenant}-conductor
-routing_key = trove-conductor
-tenants = tenant-a, tenant-b
-allowed_methods = heartbeat
-guest_reply_queue = {tenant}-reply_*
-[route:by-server]
-direction = to_zaqar
-exchange = trove
-tenant = context:project_id
-zaqar_queue = {server}
-'''
-
-
 @pytest.fixture
 def setup(tmp_path):
-    conf, routes = confutil.load(tmp_path, ROUTES,
+    conf, routes = confutil.load(tmp_path, confutil.ROUTES,
                                    routes='fwd, raw, rev, shared-fwd, '
                                           'shared-rev, by-server')
     return conf, {r.name: r for r in routes}
-
-
-def oslo_body(**msg):
-    return json.dumps(envelope.wrap(msg)).encode()
-
-
-def fwd(setup, body, routing_key='guestagent.abc', name='fwd', **kw):
-    conf, routes = setup
-    return to_zaqar.translate(routes[name], conf, lambda t: t, body,
-                              routes[name].exchange, routing_key, **kw)
 
 
 def test_forward_cast(setup):
@@ -169,13 +121,6 @@ def test_forward_raw_json_and_binary(setup):
               content_type='image/png')
     assert out.message['body']['encoding'] == 'base64'
     assert out.message['body']['content_type'] == 'image/png'
-
-
-def rev(setup, body, tenant='tenant-a', used=None, name='rev',
-        queue='trove-conductor'):
-    conf, routes = setup
-    return to_amqp.translate(routes[name], conf, tenant, queue, body, 'zid',
-                             used)
 
 
 def test_reverse_cast_forces_project(setup):
