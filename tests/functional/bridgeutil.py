@@ -18,6 +18,8 @@ import uuid
 import kombu
 import oslo_messaging
 from oslo_config import cfg
+from oslo_messaging._drivers import common as rpc_common
+from prometheus_client import parser
 import requests
 
 SECRET = 'functional-test-secret'
@@ -379,3 +381,146 @@ class HttpProxy:
         self.release()
         self.server.shutdown()
         self.server.server_close()
+
+
+# The forward route most tests run.
+FORWARD = '''
+direction = to_zaqar
+exchange = {exchange}
+binding_keys = guestagent.*
+tenant = context:project_id
+workers = 2
+'''
+
+
+def rpc_client(rabbit, exchange, topic, **kw):
+    target = oslo_messaging.Target(exchange=exchange, topic=topic, **kw)
+    return oslo_messaging.get_rpc_client(rpc_transport(rabbit),
+                                         target)
+
+
+def dead_letters(rabbit, queue, expect):
+    got = []
+    with kombu.Connection(rabbit.kombu_url) as conn:
+        q = kombu.Queue(queue, channel=conn.default_channel, no_declare=True)
+
+        def more():
+            message = q.get(no_ack=True)
+            while message is not None:
+                got.append(message)
+                message = q.get(no_ack=True)
+            return len(got) >= expect
+        wait_until(more, what=lambda: '%d dead letters, got %s'
+                              % (expect, [m.headers for m in got]))
+    return got
+
+
+def start_rpc_daemon(tmp_path, rabbit, zaqar, names, amqp_options=''):
+    """A daemon carrying calls both ways: guests, conductor and replies.
+
+    ``amqp_options``: more lines for its ``[amqp]`` section.
+    """
+    tenants = '%s, %s' % (names.tenant_a, names.tenant_b)
+    routes = [
+        ('guests', '''
+            direction = to_zaqar
+            exchange = %s
+            binding_keys = guestagent.*
+            tenant = context:project_id
+            ''' % names.exchange),
+        ('conductor', '''
+            direction = to_amqp
+            exchange = %s
+            zaqar_queue = %s
+            tenants = %s
+            allowed_methods = heartbeat, report
+            poll_interval = 0.2
+            ''' % (names.exchange, names.conductor, tenants)),
+        ('replies', '''
+            direction = to_amqp
+            exchange =
+            zaqar_queue = bridge_replies
+            tenants = %s
+            poll_interval = 0.2
+            ''' % tenants),
+    ]
+    config = write_config(
+        tmp_path / 'bridge.conf', rabbit, zaqar, routes,
+        extra=dead_letter_section(names.dlq) + amqp_options)
+    return Daemon(config, tmp_path / 'bridge.log').start(4)
+
+
+def stop_rpc_daemon(d, rabbit):
+    assert d.stop() == 0
+    delete_queues(rabbit, d.config)
+
+
+class Guest:
+    """A guest agent that answers calls using only zaqarclient.
+
+    ``client`` is the guest's own zaqarclient client; the reply tokens it
+    answered with are kept in ``tokens``.
+    """
+
+    def __init__(self, client, queue, handler):
+        self.client = client
+        self.queue = self.client.queue(queue)
+        self.handler = handler
+        self.tokens = []
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stopped.is_set():
+            for message in self.queue.claim(ttl=60, grace=60, limit=10):
+                self.answer(message.body)
+                message.delete()
+            time.sleep(0.02)
+
+    def answer(self, body):
+        msg = body['message']
+        if 'reply' not in body:
+            return
+        self.tokens.append(body['reply']['token'])
+        try:
+            result, failure = self.handler(msg['method'], msg['args']), None
+        except Exception:
+            result = None
+            failure = rpc_common.serialize_remote_exception(sys.exc_info())
+        self.client.queue(body['reply']['queue']).post([{'ttl': 60, 'body': {
+            'bridge': 1, 'id': uuid.uuid4().hex,
+            'reply_token': body['reply']['token'],
+            'message': {'result': result, 'failure': failure,
+                        'ending': True, '_msg_id': msg['_msg_id']}}}])
+
+    def stop(self):
+        self.stopped.set()
+        self.thread.join()
+
+
+def guest_handler(method, args):
+    if method == 'boom':
+        raise ValueError('guest says no: %s' % args['why'])
+    return {'method': method, 'args': args}
+
+
+def guest_rpc_client(rabbit, names, timeout=15):
+    """An RPC client calling the guest of ``names`` (guestagent.<guest>)."""
+    target = oslo_messaging.Target(exchange=names.exchange,
+                                   topic='guestagent.%s' % names.guest)
+    return oslo_messaging.get_rpc_client(rpc_transport(rabbit),
+                                         target, timeout=timeout)
+
+
+def post(zaqar, tenant, queue, body):
+    zaqar.client(tenant).queue(queue).post([{'ttl': 300, 'body': body}])
+
+
+def samples(port):
+    """{(name, frozenset(labels)): value} from /metrics."""
+    status, text = http.get(port, '/metrics')
+    assert status == 200, text
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for family in parser.text_string_to_metric_families(text)
+            for s in family.samples}

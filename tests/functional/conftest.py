@@ -40,3 +40,12 @@ def conductor(rabbit, names):
                                    endpoint)
     yield endpoint
     bridgeutil.stop_server(server)
+
+
+@pytest.fixture
+def rpc_daemon(tmp_path, rabbit, zaqar, names):
+    """The daemon of tests/functional/test_rpc.py: guests, conductor and
+    replies routes."""
+    d = bridgeutil.start_rpc_daemon(tmp_path, rabbit, zaqar, names)
+    yield d
+    bridgeutil.stop_rpc_daemon(d, rabbit)

@@ -9,20 +9,12 @@ from tests.functional import bridgeutil
 
 pytestmark = pytest.mark.functional
 
-FORWARD = '''
-direction = to_zaqar
-exchange = {exchange}
-binding_keys = guestagent.*
-tenant = context:project_id
-workers = 2
-'''
-
 
 @pytest.fixture
 def config(tmp_path, rabbit, zaqar, unique_name):
     path = bridgeutil.write_config(
         tmp_path / 'bridge.conf', rabbit, zaqar,
-        [('guests', FORWARD.format(exchange=unique_name('ex')))])
+        [('guests', bridgeutil.FORWARD.format(exchange=unique_name('ex')))])
     yield path
     bridgeutil.delete_queues(rabbit, path)
 

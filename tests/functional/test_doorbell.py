@@ -4,9 +4,7 @@ import pytest
 
 from bridge.zaqar import doorbell
 from tests.functional import bridgeutil
-from tests.functional import test_observability
-from tests.functional import test_rpc
-from tests.unit import test_doorbell as test_unit_doorbell
+from tests.fixtures import http
 
 pytestmark = pytest.mark.functional
 
@@ -48,14 +46,14 @@ def subscription(zaqar, tenant, queue):
 
 def ring(port, headers, queue):
     """POST what Zaqar would to the doorbell; the HTTP status."""
-    return test_unit_doorbell.post(port, headers, {
+    return http.post_json(port, headers, {
         'ttl': 300, 'body': {}, 'queue_name': queue,
         'Message_Type': 'Notification'})
 
 
 def refused(daemon):
     """{reason: rings refused} from the daemon's /metrics."""
-    found = test_observability.samples(daemon.metrics_port)
+    found = bridgeutil.samples(daemon.metrics_port)
     return {dict(labels)['reason']: value
             for (name, labels), value in found.items()
             if name == 'bridge_doorbell_rings_refused_total'}
@@ -66,7 +64,7 @@ def delivered(conductor):
 
 
 def heartbeat(zaqar, tenant, queue, n):
-    test_rpc.post(zaqar, tenant, queue, {'bridge': 1, 'message': {
+    bridgeutil.post(zaqar, tenant, queue, {'bridge': 1, 'message': {
         'method': 'heartbeat', 'args': {'n': n}, '_unique_id': 'u%d' % n}})
 
 

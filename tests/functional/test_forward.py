@@ -57,14 +57,9 @@ def daemon(tmp_path, rabbit, zaqar, names):
     bridgeutil.delete_queues(rabbit, config)
 
 
-def rpc_client(rabbit, exchange, topic, **kw):
-    target = oslo_messaging.Target(exchange=exchange, topic=topic, **kw)
-    return oslo_messaging.get_rpc_client(bridgeutil.rpc_transport(rabbit),
-                                         target)
-
-
 def test_oslo_cast_lands_in_tenant_queue_intact(daemon, rabbit, zaqar, names):
-    client = rpc_client(rabbit, names.exchange, 'guestagent.%s' % names.guest)
+    client = bridgeutil.rpc_client(rabbit, names.exchange,
+                                   'guestagent.%s' % names.guest)
     ctx = {'project_id': names.tenant_a, 'user_id': 'u-1',
            'request_id': 'req-1', 'roles': ['member']}
     client.cast(ctx, 'prepare', memory_mb=512, databases=['a', 'b'])
@@ -82,7 +77,8 @@ def test_oslo_cast_lands_in_tenant_queue_intact(daemon, rabbit, zaqar, names):
 
 
 def test_two_tenants_each_see_only_their_own(daemon, rabbit, zaqar, names):
-    client = rpc_client(rabbit, names.exchange, 'guestagent.%s' % names.guest)
+    client = bridgeutil.rpc_client(rabbit, names.exchange,
+                                   'guestagent.%s' % names.guest)
     for i in range(5):
         client.cast({'project_id': names.tenant_a}, 'm', n=i)
         client.cast({'project_id': names.tenant_b}, 'm', n=100 + i)
@@ -133,27 +129,12 @@ def test_raw_direct_exchange_with_header_tenant(daemon, rabbit, zaqar, names):
 
 
 def test_oslo_fanout_cast(daemon, rabbit, zaqar, names):
-    client = rpc_client(rabbit, names.exchange, names.guest, fanout=True)
+    client = bridgeutil.rpc_client(rabbit, names.exchange, names.guest,
+                                   fanout=True)
     client.cast({'project_id': names.tenant_a}, 'refresh', x=1)
     (body,) = bridgeutil.drain(zaqar.client(names.tenant_a).queue(
         '%s_fanout' % names.guest), 1)
     assert body['message']['method'] == 'refresh'
-
-
-def dead_letters(rabbit, queue, expect):
-    got = []
-    with kombu.Connection(rabbit.kombu_url) as conn:
-        q = kombu.Queue(queue, channel=conn.default_channel, no_declare=True)
-
-        def more():
-            message = q.get(no_ack=True)
-            while message is not None:
-                got.append(message)
-                message = q.get(no_ack=True)
-            return len(got) >= expect
-        bridgeutil.wait_until(more, what=lambda: '%d dead letters, got %s'
-                              % (expect, [m.headers for m in got]))
-    return got
 
 
 def test_bad_input_goes_to_dead_letters_and_flow_continues(
@@ -187,7 +168,7 @@ def test_bad_input_goes_to_dead_letters_and_flow_continues(
     (body,) = bridgeutil.drain(zaqar.client(names.tenant_a).queue(
         'guestagent_%s' % names.guest), 1)
     assert body['message']['method'] == 'ok'
-    dead = dead_letters(rabbit, names.dlq, 4)
+    dead = bridgeutil.dead_letters(rabbit, names.dlq, 4)
     reasons = {m.headers['case']: m.headers['x-bridge-reason'] for m in dead}
     assert 'bad oslo.messaging envelope' in reasons['not-json']
     assert 'bad oslo.messaging envelope' in reasons['bad-envelope']
@@ -202,7 +183,8 @@ def test_bad_input_goes_to_dead_letters_and_flow_continues(
 
 
 def test_zaqar_outage_loses_nothing(daemon, rabbit, zaqar, names):
-    client = rpc_client(rabbit, names.exchange, 'guestagent.%s' % names.guest)
+    client = bridgeutil.rpc_client(rabbit, names.exchange,
+                                   'guestagent.%s' % names.guest)
     zaqar.stop()
     try:
         for i in range(50):
@@ -246,7 +228,8 @@ def test_refused_batch_is_split_and_only_the_refused_one_dead_lettered(
         extra=bridgeutil.dead_letter_section(names.dlq))
     amqp_queue = bridgeutil.QUEUES[str(config)][1]
     exchange = kombu.Exchange(names.exchange, 'topic', durable=False)
-    client = rpc_client(rabbit, names.exchange, 'guestagent.%s' % names.guest)
+    client = bridgeutil.rpc_client(rabbit, names.exchange,
+                                   'guestagent.%s' % names.guest)
     with kombu.Connection(rabbit.kombu_url) as conn:
         # The route's queue, as the bridge declares it, so the three wait
         # there and reach the bridge together, as one batch.
@@ -258,7 +241,7 @@ def test_refused_batch_is_split_and_only_the_refused_one_dead_lettered(
     try:
         got = bridgeutil.drain(zaqar.client(names.tenant_a).queue(queue), 2)
         assert sorted(b['message']['args']['n'] for b in got) == [0, 2]
-        (dead,) = dead_letters(rabbit, names.dlq, 1)
+        (dead,) = bridgeutil.dead_letters(rabbit, names.dlq, 1)
         reason = dead.headers['x-bridge-reason']
         assert 'zaqar refused the message for tenant %s' % names.tenant_a \
             in reason, reason

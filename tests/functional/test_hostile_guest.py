@@ -17,14 +17,11 @@ import oslo_messaging
 import pytest
 
 from tests.functional import bridgeutil
-from tests.functional import test_forward
-from tests.functional import test_rpc
 
 pytestmark = pytest.mark.functional
 
 # test_rpc's routes: guests (to_zaqar), conductor (to_amqp, heartbeat
 # allowed, defaults otherwise), replies.
-daemon = test_rpc.daemon
 MAX_CALL_TIMEOUT = 600    # max_call_timeout default, bridge/routes/to_amqp
 
 
@@ -101,7 +98,7 @@ def heartbeat(n, **fields):
 
 
 def test_conductor_context_has_no_guest_chosen_identity(
-        daemon, conductor, zaqar, names):
+        rpc_daemon, conductor, zaqar, names):
     """Issue 13 item 2: oslo.context's aliases and other keys pass no more."""
     post(zaqar, names.tenant_a, names.conductor, heartbeat(
         1, _context_user='admin', _context_user_id='admin',
@@ -139,7 +136,8 @@ def guest_queue(zaqar, names):
     return zaqar.client(names.tenant_a).queue('guestagent_%s' % names.guest)
 
 
-def test_guest_sees_no_controller_credentials(daemon, rabbit, zaqar, names):
+def test_guest_sees_no_controller_credentials(rpc_daemon, rabbit, zaqar,
+                                              names):
     """Issue 13 item 3: a controller's token, roles, admin flag."""
     ctx = oslo_context.RequestContext(
         auth_token='ctx-token-3f1a', user_id='u-1', project_id=names.tenant_a,
@@ -177,7 +175,8 @@ def test_guest_sees_no_controller_credentials(daemon, rabbit, zaqar, names):
         names.tenant_a, 'u-1', None, False, [])
 
 
-def test_deep_nesting_dead_lettered(daemon, conductor, zaqar, rabbit, names):
+def test_deep_nesting_dead_lettered(rpc_daemon, conductor, zaqar, rabbit,
+                                    names):
     """Issue 13 item 5: 975 levels killed the conductor's decoder.
 
     Zaqar itself refuses a body that deep, so it comes the way the attack
@@ -189,7 +188,7 @@ def test_deep_nesting_dead_lettered(daemon, conductor, zaqar, rabbit, names):
         'ttl': 300, 'body': {'oslo.version': '2.0', 'oslo.message': (
             '{"method": "heartbeat", "args": {"n": 1, "deep": %s"x"%s}, '
             '"_unique_id": "deep-1"}' % ('[' * levels, ']' * levels))}}])
-    (dead,) = test_forward.dead_letters(rabbit, names.dlq, 1)
+    (dead,) = bridgeutil.dead_letters(rabbit, names.dlq, 1)
     assert 'more than max_depth = 32' in dead.headers['x-bridge-reason']
     assert dead.headers['x-bridge-tenant'] == names.tenant_a
     # A message of ordinary depth passes.
@@ -199,7 +198,7 @@ def test_deep_nesting_dead_lettered(daemon, conductor, zaqar, rabbit, names):
     assert conductor.seen(1) == 0
 
 
-def test_huge_timeout_is_bounded(daemon, conductor, zaqar, names):
+def test_huge_timeout_is_bounded(rpc_daemon, conductor, zaqar, names):
     """Issue 13 item 5: _timeout 1e12 made the watchdog raise OverflowError.
     """
     errors = []
@@ -218,7 +217,7 @@ def test_huge_timeout_is_bounded(daemon, conductor, zaqar, names):
     assert not errors, errors
 
 
-def test_tenant_cannot_burn_another_tenants_unique_id(daemon, conductor,
+def test_tenant_cannot_burn_another_tenants_unique_id(rpc_daemon, conductor,
                                                       zaqar, names):
     """Issue 13 item 5: the conductor's duplicate filter is per message id;
     B reusing A's id must not get A's next message dropped, while a

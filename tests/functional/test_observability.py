@@ -5,15 +5,12 @@ import tempfile
 import threading
 import signal
 import time
-import urllib.error
-import urllib.request
 
 import oslo_messaging
-from prometheus_client import parser
 import pytest
 
 from tests.functional import bridgeutil
-from tests.functional.test_daemon import FORWARD
+from tests.fixtures import http
 
 pytestmark = pytest.mark.functional
 
@@ -33,7 +30,7 @@ def port():
 def config(tmp_path, rabbit, zaqar, names, port):
     path = bridgeutil.write_config(
         tmp_path / 'bridge.conf', rabbit, zaqar,
-        [('guests', FORWARD.format(exchange=names.exchange))],
+        [('guests', bridgeutil.FORWARD.format(exchange=names.exchange))],
         extra=METRICS.format(port=port))
     yield path
     bridgeutil.delete_queues(rabbit, path)
@@ -46,37 +43,16 @@ def daemon(config, tmp_path):
     assert d.stop() == 0
 
 
-def get(port, url):
-    """(status, body) of the metrics endpoint's ``url``."""
-    try:
-        with urllib.request.urlopen('http://127.0.0.1:%d%s' % (port, url),
-                                    timeout=10) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-    except OSError as exc:  # not listening yet
-        return None, str(exc)
-
-
-def samples(port):
-    """{(name, frozenset(labels)): value} from /metrics."""
-    status, text = get(port, '/metrics')
-    assert status == 200, text
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in parser.text_string_to_metric_families(text)
-            for s in family.samples}
-
-
 def value(found, name, **labels):
     return found.get((name, frozenset(labels.items())))
 
 
 def healthz(port, expect):
     return bridgeutil.wait_until(
-        lambda: get(port, '/healthz')[0] == expect
-        and get(port, '/healthz'),
+        lambda: http.get(port, '/healthz')[0] == expect
+        and http.get(port, '/healthz'),
         what=lambda: '/healthz %s, got %s' % (expect,
-                                              get(port, '/healthz')))
+                                              http.get(port, '/healthz')))
 
 
 def cast(rabbit, names, n):
@@ -92,7 +68,7 @@ def test_metrics_count_forwarded_messages(daemon, port, rabbit, zaqar,
                                           names):
     daemon.start(2)
     healthz(port, 200)
-    found = samples(port)
+    found = bridgeutil.samples(port)
     assert value(found, 'bridge_workers', route='guests') == 2
     assert value(found, 'bridge_workers_configured', route='guests') == 2
     assert value(found, 'bridge_messages_forwarded_total',
@@ -103,7 +79,7 @@ def test_metrics_count_forwarded_messages(daemon, port, rabbit, zaqar,
         'guestagent_%s' % names.guest), 3)
 
     def counted():
-        found = samples(port)
+        found = bridgeutil.samples(port)
         return value(found, 'bridge_messages_forwarded_total',
                      route='guests') == 3 and found
     found = bridgeutil.wait_until(counted, what='3 messages forwarded')
@@ -130,7 +106,7 @@ def test_healthz_follows_zaqar(daemon, port, zaqar):
     try:
         status, text = healthz(port, 503)
         assert text == 'route guests: zaqar down\n'
-        assert value(samples(port), 'bridge_connection_up',
+        assert value(bridgeutil.samples(port), 'bridge_connection_up',
                      route='guests', side='zaqar') == 0
     finally:
         zaqar.start()

@@ -12,7 +12,6 @@ import time
 import pytest
 
 from tests.functional import bridgeutil
-from tests.functional import test_rpc
 
 pytestmark = [pytest.mark.functional, pytest.mark.slow]
 
@@ -49,7 +48,7 @@ def test_kill_between_claim_and_delete(tmp_path, rabbit, zaqar, names,
     try:
         worker = daemon.pid_logging('Route conductor: connected')
         assert worker in daemon.worker_pids()
-        test_rpc.post(zaqar, names.tenant_a, names.conductor, {
+        bridgeutil.post(zaqar, names.tenant_a, names.conductor, {
             'bridge': 1, 'message': {'method': 'heartbeat', 'args': {'n': 1},
                                      '_unique_id': 'crash-1'}})
         queue = zaqar.client(names.tenant_a).queue(names.conductor)

@@ -18,16 +18,14 @@ import pytest
 
 from bridge import envelope
 from tests.functional import bridgeutil
-from tests.functional import test_rpc
 
 pytestmark = pytest.mark.functional
 
 HEARTBEAT = 2
 
-daemon = test_rpc.daemon
 
 
-class Scripted(test_rpc.Guest):
+class Scripted(bridgeutil.Guest):
     """A guest posting, for each call, what ``script(body)`` returns.
 
     ``script`` gives a list of ``(zaqar queue or None, message)``; None
@@ -108,7 +106,7 @@ def probe(rabbit, names):
 
 def reasons(rabbit, names, expect):
     return sorted(m.headers['x-bridge-reason'] for m in
-                  test_rpc.dead_letters(rabbit, names.dlq, expect))
+                  bridgeutil.dead_letters(rabbit, names.dlq, expect))
 
 
 def guest_queue(names):
@@ -152,12 +150,12 @@ def amqp_sockets(pids, port):
 
 def test_calls_return_after_the_routes_sat_idle(tmp_path, rabbit, zaqar,
                                                 names, conductor):
-    d = test_rpc.start_daemon(tmp_path, rabbit, zaqar, names,
+    d = bridgeutil.start_rpc_daemon(tmp_path, rabbit, zaqar, names,
                               'heartbeat = %d\n' % HEARTBEAT)
-    guest = test_rpc.Guest(zaqar.client(names.tenant_a), guest_queue(names),
-                           test_rpc.handler)
+    guest = bridgeutil.Guest(zaqar.client(names.tenant_a),
+                             guest_queue(names), bridgeutil.guest_handler)
     try:
-        client = test_rpc.rpc_client(rabbit, names, timeout=30)
+        client = bridgeutil.guest_rpc_client(rabbit, names, timeout=30)
         ctx = {'project_id': names.tenant_a}
         assert client.call(ctx, 'get_status', n=1)['args'] == {'n': 1}
         port = parse.urlsplit(rabbit.kombu_url).port or 5672
@@ -175,7 +173,7 @@ def test_calls_return_after_the_routes_sat_idle(tmp_path, rabbit, zaqar,
             time.sleep(0.5)
         # Both ways across the idle routes, calls return.
         assert client.call(ctx, 'get_status', n=2)['args'] == {'n': 2}
-        test_rpc.post(zaqar, names.tenant_a, names.conductor, {
+        bridgeutil.post(zaqar, names.tenant_a, names.conductor, {
             'bridge': 1, 'message': {
                 'method': 'heartbeat', 'args': {'n': 3}, '_msg_id': 'g-m1',
                 '_reply_q': 'reply_idle', '_unique_id': uuid.uuid4().hex}})
@@ -187,7 +185,7 @@ def test_calls_return_after_the_routes_sat_idle(tmp_path, rabbit, zaqar,
         assert 'dead-lettered' not in d.log()
     finally:
         guest.stop()
-        test_rpc.stop_daemon(d, rabbit)
+        bridgeutil.stop_rpc_daemon(d, rabbit)
 
 
 def answered_call(rabbit, zaqar, names, script):
@@ -196,7 +194,7 @@ def answered_call(rabbit, zaqar, names, script):
     guest = Scripted(zaqar.client(names.tenant_a), guest_queue(names),
                      lambda body: script)
     try:
-        client = test_rpc.rpc_client(rabbit, names, timeout=30)
+        client = bridgeutil.guest_rpc_client(rabbit, names, timeout=30)
         result = client.call({'project_id': names.tenant_a}, 'get_status')
     finally:
         guest.stop()
@@ -204,7 +202,7 @@ def answered_call(rabbit, zaqar, names, script):
     return result, reason
 
 
-def test_rejected_answer_does_not_use_the_token(daemon, rabbit, zaqar,
+def test_rejected_answer_does_not_use_the_token(rpc_daemon, rabbit, zaqar,
                                                 names):
     # The guest's first answer is refused (failure is not a serialized
     # exception); its correct answer that follows reaches the caller.
@@ -219,7 +217,7 @@ def test_rejected_answer_does_not_use_the_token(daemon, rabbit, zaqar,
 
 
 def test_extra_answers_are_dead_lettered_not_published(
-        daemon, rabbit, zaqar, names, probe):
+        rpc_daemon, rabbit, zaqar, names, probe):
     guest = Scripted(zaqar.client(names.tenant_a), guest_queue(names),
                      lambda body: [(None, {'result': 'x', 'ending': False}),
                                    (None, final('first')),
@@ -241,7 +239,7 @@ def test_extra_answers_are_dead_lettered_not_published(
 
 
 def test_heartbeat_the_caller_did_not_ask_for_does_not_break_call(
-        daemon, rabbit, zaqar, names):
+        rpc_daemon, rabbit, zaqar, names):
     result, reason = answered_call(rabbit, zaqar, names, [
         (None, {'result': None, 'ending': False}), (None, final('answer'))])
     assert result == 'answer'
@@ -249,7 +247,7 @@ def test_heartbeat_the_caller_did_not_ask_for_does_not_break_call(
         in reason
 
 
-def test_heartbeats_keep_a_monitored_call_alive(daemon, rabbit, zaqar,
+def test_heartbeats_keep_a_monitored_call_alive(rpc_daemon, rabbit, zaqar,
                                                 names):
     # call_monitor_timeout=4: without the heartbeats passing, the call
     # would end in MessagingTimeout before the answer, posted after them.
@@ -262,16 +260,17 @@ def test_heartbeats_keep_a_monitored_call_alive(daemon, rabbit, zaqar,
     guest = Scripted(zaqar.client(names.tenant_a), guest_queue(names),
                      script)
     try:
-        client = test_rpc.rpc_client(rabbit, names, timeout=60).prepare(
+        client = bridgeutil.guest_rpc_client(rabbit, names,
+                                             timeout=60).prepare(
             call_monitor_timeout=4)
         assert client.call({'project_id': names.tenant_a},
                            'get_status') == 'slow answer'
     finally:
         guest.stop()
-    assert 'dead-lettered' not in daemon.log()
+    assert 'dead-lettered' not in rpc_daemon.log()
 
 
-def test_token_accepted_on_one_route_only(daemon, rabbit, zaqar, names,
+def test_token_accepted_on_one_route_only(rpc_daemon, rabbit, zaqar, names,
                                           probe):
     answered = threading.Event()
     guest = Scripted(zaqar.client(names.tenant_a), guest_queue(names),

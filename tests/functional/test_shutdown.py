@@ -12,7 +12,6 @@ import kombu
 import pytest
 
 from tests.functional import bridgeutil
-from tests.functional import test_forward
 
 pytestmark = pytest.mark.functional
 
@@ -75,7 +74,7 @@ def test_sigterm_during_a_zaqar_outage(tmp_path, rabbit, zaqar, names):
             ('conductor', bridgeutil.conductor_route(
                 names.exchange, names.conductor, [names.tenant_a]))])
     amqp_queue = bridgeutil.QUEUES[str(config)][1]
-    client = test_forward.rpc_client(rabbit, names.exchange,
+    client = bridgeutil.rpc_client(rabbit, names.exchange,
                                      'guestagent.%s' % names.guest)
     daemon = bridgeutil.Daemon(config, tmp_path / 'bridge.log').start(2)
     try:

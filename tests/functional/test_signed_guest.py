@@ -21,7 +21,6 @@ import pytest
 
 from bridge import wire
 from tests.functional import bridgeutil
-from tests.functional.test_forward import dead_letters
 from tests.functional.test_guest_driver import controller_client
 from tests.functional.test_guest_driver import guest_server
 from tests.functional.test_guest_driver import GuestAgent
@@ -159,7 +158,7 @@ def test_a_call_naming_another_tenants_reply_queue_is_refused(
             '_reply_q': foreign, '_unique_id': 'u-foreign'}
     zaqar.client(names.tenant_a).queue('%s-conductor' % names.tenant_a).post(
         [{'ttl': 300, 'body': wire.body(call)}])
-    (letter,) = dead_letters(rabbit, names.dlq, 1)
+    (letter,) = bridgeutil.dead_letters(rabbit, names.dlq, 1)
     assert letter.headers['x-bridge-route'] == 'conductor'
     assert letter.headers['x-bridge-reason'] == (
         "_reply_q %r is not a reply queue of tenant %s (route conductor "

@@ -15,7 +15,6 @@ from tests.fixtures import keystone as ks_fixture
 from tests.fixtures import servers
 from tests.functional import bridgeutil
 from tests.functional.conftest import Conductor
-from tests.functional.test_rpc import Guest
 
 pytestmark = pytest.mark.functional
 
@@ -95,8 +94,7 @@ def post(zaqar, keystone, tenant, queue, body):
 
 
 def dead_letters(rabbit, queue, expect):
-    from tests.functional import test_forward
-    return test_forward.dead_letters(rabbit, queue, expect)
+    return bridgeutil.dead_letters(rabbit, queue, expect)
 
 
 def rpc_client(rabbit, names, timeout=20):
@@ -108,7 +106,8 @@ def rpc_client(rabbit, names, timeout=20):
 
 def guest_agent(zaqar, tenant, names):
     """Tenant's guest agent, with the tenant's own token."""
-    return Guest(zaqar.tenant_client(tenant), 'guestagent_%s' % names.guest,
+    return bridgeutil.Guest(zaqar.tenant_client(tenant),
+                            'guestagent_%s' % names.guest,
                  answer)
 
 

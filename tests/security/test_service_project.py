@@ -19,7 +19,6 @@ from bridge import wire
 from tests.fixtures import servers
 from tests.functional import bridgeutil
 from tests.functional.conftest import Conductor
-from tests.functional.test_forward import dead_letters
 from tests.functional.test_guest_driver import controller_client
 from tests.functional.test_guest_driver import stop
 from tests.functional import test_signed_guest as signed
@@ -134,7 +133,7 @@ def test_a_guest_cannot_have_its_call_answered_into_another_tenant(
     guest_client(zaqar_keystone, conductor_a).queue(
         conductor_a['queue'], auto_create=False).post(
         [{'ttl': 300, 'body': wire.body(call)}])
-    (letter,) = dead_letters(rabbit, names.dlq, 1)
+    (letter,) = bridgeutil.dead_letters(rabbit, names.dlq, 1)
     assert letter.headers['x-bridge-tenant'] == a.id
     assert 'is not a reply queue of tenant %s' % a.id in \
         letter.headers['x-bridge-reason']

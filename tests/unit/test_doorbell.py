@@ -4,12 +4,11 @@ import hashlib
 import hmac
 import json
 import logging
-import urllib.error
-import urllib.request
 
 import pytest
 
 from bridge.zaqar import doorbell
+from tests.fixtures import http
 
 KEY = doorbell.key('test-secret')
 
@@ -112,30 +111,17 @@ def bell():
     server.stop()
 
 
-def post(port, headers, body):
-    """POST ``body`` (JSON unless bytes) to a doorbell; the HTTP status."""
-    request = urllib.request.Request(
-        'http://127.0.0.1:%d/' % port, method='POST',
-        data=body if isinstance(body, bytes) else json.dumps(body).encode(),
-        headers=dict(headers, **{'Content-Type': 'application/json'}))
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-
-
 def test_doorbell_takes_proven_rings_only(bell):
     port = bell.server.server_port
     good = {doorbell.TENANT_HEADER: 't1',
             doorbell.PROOF_HEADER: doorbell.proof(KEY, 't1', 'q')}
-    assert post(port, good, {'queue_name': 'q'}) == 204
-    assert post(port, dict(good, **{doorbell.TENANT_HEADER: 't2'}),
+    assert http.post_json(port, good, {'queue_name': 'q'}) == 204
+    assert http.post_json(port, dict(good, **{doorbell.TENANT_HEADER: 't2'}),
                 {'queue_name': 'q'}) == 403
-    assert post(port, good, {'queue_name': 'q2'}) == 403
-    assert post(port, {doorbell.TENANT_HEADER: 't1'},
+    assert http.post_json(port, good, {'queue_name': 'q2'}) == 403
+    assert http.post_json(port, {doorbell.TENANT_HEADER: 't1'},
                 {'queue_name': 'q'}) == 403
-    assert post(port, good, b'not json') == 403
+    assert http.post_json(port, good, b'not json') == 403
     assert bell.seen.rings == [('t1', 'q')]
     assert bell.seen.refused == [('r1', 'invalid'), ('r1', 'invalid'),
                                  ('r1', 'missing'), ('r1', 'malformed')]
