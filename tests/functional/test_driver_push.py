@@ -13,8 +13,7 @@ import time
 import pytest
 
 from tests.fixtures import servers
-from tests.functional.test_driver_standalone import (  # noqa: F401
-    TIMEOUT, Endpoint, cleanups, client, guest_url, project, server, transport)
+from tests.functional import guestutil
 
 pytestmark = pytest.mark.functional
 
@@ -79,12 +78,12 @@ def test_push_wakes_an_idle_server(guest_url, project, transport, server,
                                    ws_url):
     # Polls 30 s apart: only the push can deliver a cast within seconds.
     url = guest_url(project, websocket_url=ws_url, **SLOW_POLL)
-    endpoint = Endpoint()
+    endpoint = guestutil.Endpoint()
     srv = server(url, 'pushed', 'host-1', [endpoint])
     fetches = Fetches(srv)
     assert doorbell(srv).subscribed.wait(10)
     seen = fetches.wait_idle(pushing=True)  # the poll after subscribing
-    rpc = client(transport, url, 'pushed')
+    rpc = guestutil.client(transport, url, 'pushed')
     for value in range(3):
         start = time.monotonic()
         rpc.cast({}, 'note', value=value)
@@ -102,10 +101,10 @@ def test_without_push_the_same_server_waits_for_its_poll(
         guest_url, project, transport, server):
     # The control of the test above: what the push saves.
     url = guest_url(project, **SLOW_POLL)
-    endpoint = Endpoint()
+    endpoint = guestutil.Endpoint()
     fetches = Fetches(server(url, 'polled', 'host-1', [endpoint]))
     seen = fetches.wait_idle()  # the first poll, then 30 s of waiting
-    client(transport, url, 'polled').cast({}, 'note', value=1)
+    guestutil.client(transport, url, 'polled').cast({}, 'note', value=1)
     with pytest.raises(queue.Empty):
         endpoint.received.get(timeout=3)
     assert len(fetches.done) == seen   # no poll meanwhile
@@ -118,11 +117,11 @@ def test_without_push_the_same_server_waits_for_its_poll(
 def test_call_reply_is_pushed(guest_url, project, transport, server,
                               ws_url):
     url = guest_url(project, websocket_url=ws_url, **SLOW_POLL)
-    server(url, 'pushed-call', 'host-1', [Endpoint()])
-    # Both ends poll every 30 s and a call times out after TIMEOUT
+    server(url, 'pushed-call', 'host-1', [guestutil.Endpoint()])
+    # Both ends poll every 30 s and a call times out after guestutil.TIMEOUT
     # (10 s): only pushes, to the server and back, can answer it.
-    assert TIMEOUT < SLOW_POLL['poll_interval_min']
-    rpc = client(transport, url, 'pushed-call')
+    assert guestutil.TIMEOUT < SLOW_POLL['poll_interval_min']
+    rpc = guestutil.client(transport, url, 'pushed-call')
     for value in range(3):
         start = time.monotonic()
         assert rpc.call({}, 'echo', value=value)['echo'] == value
@@ -134,16 +133,16 @@ def test_unreachable_websocket_falls_back_to_polling(
     port, = servers.free_ports(1)
     url = guest_url(project, websocket_url='ws://127.0.0.1:%d' % port,
                     poll_interval_max=0.5)
-    srv = server(url, 'no-push', 'host-1', [Endpoint()])
-    rpc = client(transport, url, 'no-push')
+    srv = server(url, 'no-push', 'host-1', [guestutil.Endpoint()])
+    rpc = guestutil.client(transport, url, 'no-push')
     for value in range(3):
         assert rpc.call({}, 'echo', value=value)['echo'] == value
     assert not doorbell(srv).subscribed.is_set()
 
 
 def _p50_call(transport, server, url, topic, calls=50, warmup=5):
-    server(url, topic, 'host-1', [Endpoint()])
-    rpc = client(transport, url, topic)
+    server(url, topic, 'host-1', [guestutil.Endpoint()])
+    rpc = guestutil.client(transport, url, topic)
     times = []
     for i in range(warmup + calls):
         start = time.monotonic()

@@ -4,123 +4,25 @@ Servers, clients, notifiers and listeners are unmodified oslo.messaging
 objects on ``zaqar://`` transport URLs; no bridge daemon is involved.
 """
 
-import contextlib
 import queue
 import threading
 import time
-from urllib import parse
 
-from oslo_config import cfg
 from oslo_context import context
 import oslo_messaging
-from oslo_messaging._metrics import client as metrics
-from oslo_messaging._tracing import client as tracing
 import pytest
 
 from bridge import wire
+from tests.functional import guestutil
 
 pytestmark = pytest.mark.functional
-
-TIMEOUT = 10
-
-
-class GuestError(Exception):
-    """An exception type the caller is allowed to rebuild."""
-
-
-def make_conf():
-    conf = cfg.ConfigOpts()
-    conf([], project='guest')
-    # oslo.messaging 18 registers these on the global CONF only.
-    conf.register_opts(tracing.oslo_messaging_tracing,
-                       group='oslo_messaging_tracing')
-    conf.register_opts(metrics.oslo_messaging_metrics,
-                       group='oslo_messaging_metrics')
-    return conf
-
-
-@pytest.fixture
-def guest_url(zaqar):
-    """``guest_url(project)``: a zaqar:// transport URL for a project."""
-    netloc = parse.urlsplit(zaqar.url).netloc
-
-    def make(project, **query):
-        query['project_id'] = project
-        return 'zaqar://%s/?%s' % (netloc, parse.urlencode(query))
-    return make
-
-
-@pytest.fixture
-def project(unique_name):
-    return unique_name('guest')
-
-
-@pytest.fixture
-def cleanups():
-    stack = contextlib.ExitStack()
-    with stack:
-        yield stack
-
-
-@pytest.fixture
-def transport(cleanups):
-    def make(url, exmods=None):
-        t = oslo_messaging.get_rpc_transport(
-            make_conf(), url=url, allowed_remote_exmods=exmods)
-        cleanups.callback(t.cleanup)
-        return t
-    return make
-
-
-@pytest.fixture
-def server(transport, cleanups):
-    def make(url, topic, name, endpoints):
-        srv = oslo_messaging.get_rpc_server(
-            transport(url), oslo_messaging.Target(topic=topic, server=name),
-            endpoints)  # the default executor is 'threading'
-
-        def stop():
-            srv.stop()
-            srv.wait()
-        srv.start()
-        cleanups.callback(stop)
-        return srv
-    return make
-
-
-class Endpoint:
-    def __init__(self):
-        self.received = queue.Queue()
-
-    def echo(self, ctxt, value):
-        self.received.put(('echo', value, ctxt))
-        return {'echo': value, 'project': ctxt.get('project_id')}
-
-    def note(self, ctxt, value):
-        self.received.put(('note', value, ctxt))
-
-    def fail_builtin(self, ctxt):
-        raise ValueError('bad value from the guest')
-
-    def fail_custom(self, ctxt):
-        raise GuestError('custom failure')
-
-    def nap(self, ctxt, seconds):
-        time.sleep(seconds)
-        return 'rested'
-
-
-def client(transport, url, topic, exmods=None, **kw):
-    return oslo_messaging.get_rpc_client(
-        transport(url, exmods), oslo_messaging.Target(topic=topic),
-        timeout=TIMEOUT, **kw)
 
 
 def test_call_returns_the_result(guest_url, project, transport, server):
     url = guest_url(project)
-    endpoint = Endpoint()
+    endpoint = guestutil.Endpoint()
     server(url, 'guestagent.1', 'host-1', [endpoint])
-    rpc = client(transport, url, 'guestagent.1')
+    rpc = guestutil.client(transport, url, 'guestagent.1')
     ctxt = {'project_id': project, 'user_id': 'u1'}
     assert rpc.call(ctxt, 'echo', value=[1, 'two']) == {
         'echo': [1, 'two'], 'project': project}
@@ -132,13 +34,14 @@ def test_call_returns_the_result(guest_url, project, transport, server):
 
 def test_remote_exceptions(guest_url, project, transport, server):
     url = guest_url(project)
-    server(url, 'topic', 'host-1', [Endpoint()])
-    allowed = client(transport, url, 'topic', exmods=[__name__])
+    server(url, 'topic', 'host-1', [guestutil.Endpoint()])
+    allowed = guestutil.client(transport, url, 'topic',
+                               exmods=['tests.functional.guestutil'])
     with pytest.raises(ValueError, match='bad value from the guest'):
         allowed.call({}, 'fail_builtin')
-    with pytest.raises(GuestError, match='custom failure'):
+    with pytest.raises(guestutil.GuestError, match='custom failure'):
         allowed.call({}, 'fail_custom')
-    other = client(transport, url, 'topic')
+    other = guestutil.client(transport, url, 'topic')
     with pytest.raises(oslo_messaging.RemoteError) as info:
         other.call({}, 'fail_custom')
     assert info.value.exc_type == 'GuestError'
@@ -149,22 +52,23 @@ def test_remote_exceptions(guest_url, project, transport, server):
 
 def test_cast_arrives(guest_url, project, transport, server):
     url = guest_url(project)
-    endpoint = Endpoint()
+    endpoint = guestutil.Endpoint()
     server(url, 'trove-conductor', 'c1', [endpoint])
-    client(transport, url, 'trove-conductor').cast({}, 'note', value=7)
-    assert endpoint.received.get(timeout=TIMEOUT)[:2] == ('note', 7)
+    guestutil.client(transport, url, 'trove-conductor').cast({}, 'note',
+                                                             value=7)
+    assert endpoint.received.get(timeout=guestutil.TIMEOUT)[:2] == ('note', 7)
 
 
 def test_fanout_cast_reaches_every_server(guest_url, project, transport,
                                           server):
     url = guest_url(project)
-    endpoints = [Endpoint(), Endpoint()]
+    endpoints = [guestutil.Endpoint(), guestutil.Endpoint()]
     for i, endpoint in enumerate(endpoints):
         server(url, 'guestagent.all', 'host-%d' % i, [endpoint])
-    rpc = client(transport, url, 'guestagent.all')
+    rpc = guestutil.client(transport, url, 'guestagent.all')
     rpc.prepare(fanout=True).cast({}, 'note', value='everyone')
     for endpoint in endpoints:
-        assert endpoint.received.get(timeout=TIMEOUT)[:2] == \
+        assert endpoint.received.get(timeout=guestutil.TIMEOUT)[:2] == \
             ('note', 'everyone')
     # Each saw it once, and a plain cast still goes to one of them.
     rpc.cast({}, 'note', value='one')
@@ -174,7 +78,7 @@ def test_fanout_cast_reaches_every_server(guest_url, project, transport,
 
 
 def test_call_without_a_server_times_out(guest_url, project, transport):
-    rpc = client(transport, guest_url(project), 'nobody-home')
+    rpc = guestutil.client(transport, guest_url(project), 'nobody-home')
     start = time.monotonic()
     with pytest.raises(oslo_messaging.MessagingTimeout):
         rpc.prepare(timeout=1).call({}, 'echo', value=1)
@@ -184,8 +88,8 @@ def test_call_without_a_server_times_out(guest_url, project, transport):
 def test_call_monitor_heartbeats_keep_a_long_call_alive(
         guest_url, project, transport, server):
     url = guest_url(project)
-    server(url, 'slow', 'host-1', [Endpoint()])
-    rpc = client(transport, url, 'slow', call_monitor_timeout=2)
+    server(url, 'slow', 'host-1', [guestutil.Endpoint()])
+    rpc = guestutil.client(transport, url, 'slow', call_monitor_timeout=2)
     assert rpc.prepare(timeout=20).call({}, 'nap', seconds=4) == 'rested'
 
 
@@ -199,7 +103,7 @@ def test_notifier_reaches_a_notification_listener(guest_url, project,
             got.put((publisher_id, event_type, payload, ctxt))
 
     listen_transport = oslo_messaging.get_notification_transport(
-        make_conf(), url=url)
+        guestutil.make_conf(), url=url)
     cleanups.callback(listen_transport.cleanup)
     listener = oslo_messaging.get_notification_listener(
         listen_transport, [oslo_messaging.Target(topic='notifications')],
@@ -208,7 +112,7 @@ def test_notifier_reaches_a_notification_listener(guest_url, project,
     cleanups.callback(lambda: (listener.stop(), listener.wait()))
 
     send_transport = oslo_messaging.get_notification_transport(
-        make_conf(), url=url)
+        guestutil.make_conf(), url=url)
     cleanups.callback(send_transport.cleanup)
     notifier = oslo_messaging.Notifier(
         send_transport, publisher_id='guest.host-1', driver='messagingv2',
@@ -216,7 +120,7 @@ def test_notifier_reaches_a_notification_listener(guest_url, project,
     # A plain dict context is dropped by the Notifier: use a real one.
     notifier.info(context.RequestContext(project_id=project),
                   'trove.backup.create', {'size': 3})
-    publisher, event_type, payload, ctxt = got.get(timeout=TIMEOUT)
+    publisher, event_type, payload, ctxt = got.get(timeout=guestutil.TIMEOUT)
     assert (publisher, event_type, payload) == (
         'guest.host-1', 'trove.backup.create', {'size': 3})
     assert ctxt['project_id'] == project
@@ -225,14 +129,14 @@ def test_notifier_reaches_a_notification_listener(guest_url, project,
 def test_projects_are_isolated(guest_url, unique_name, transport, server):
     url_a = guest_url(unique_name('tenant-a'))
     url_b = guest_url(unique_name('tenant-b'))
-    in_a, in_b = Endpoint(), Endpoint()
+    in_a, in_b = guestutil.Endpoint(), guestutil.Endpoint()
     server(url_a, 'shared-topic', 'host', [in_a])
     server(url_b, 'shared-topic', 'host', [in_b])
-    rpc_a = client(transport, url_a, 'shared-topic')
+    rpc_a = guestutil.client(transport, url_a, 'shared-topic')
     rpc_a.cast({}, 'note', value='for a')
     rpc_a.prepare(fanout=True).cast({}, 'note', value='fanout a')
     assert rpc_a.call({}, 'echo', value='call a')['echo'] == 'call a'
-    seen = {in_a.received.get(timeout=TIMEOUT)[1] for _ in range(3)}
+    seen = {in_a.received.get(timeout=guestutil.TIMEOUT)[1] for _ in range(3)}
     assert seen == {'for a', 'fanout a', 'call a'}
     time.sleep(2)
     assert in_b.received.empty()
@@ -241,7 +145,7 @@ def test_projects_are_isolated(guest_url, unique_name, transport, server):
 def test_controller_call_is_answered_into_the_bridge_queue(
         zaqar, guest_url, project, server):
     """What the bridge's forward route posts, and the answer it reads."""
-    server(guest_url(project), 'guestagent.7', 'host', [Endpoint()])
+    server(guest_url(project), 'guestagent.7', 'host', [guestutil.Endpoint()])
     zc = zaqar.client(project)
     request = {'method': 'echo', 'args': {'value': 'x'}, 'version': '1.0',
                '_msg_id': 'controller-msg-1', '_reply_q': 'reply_amqp_side',
@@ -251,7 +155,7 @@ def test_controller_call_is_answered_into_the_bridge_queue(
         request, reply={'queue': 'bridge_replies', 'token': 'signed.T'}),
         'ttl': 60})
     replies = zc.queue('bridge_replies')
-    deadline = time.monotonic() + TIMEOUT
+    deadline = time.monotonic() + guestutil.TIMEOUT
     answer = None
     while answer is None and time.monotonic() < deadline:
         answer = next(iter(replies.pop(1)), None)
@@ -269,29 +173,29 @@ def test_controller_call_is_answered_into_the_bridge_queue(
 def test_bad_messages_are_deleted_and_serving_goes_on(
         zaqar, guest_url, project, transport, server):
     url = guest_url(project)
-    endpoint = Endpoint()
+    endpoint = guestutil.Endpoint()
     server(url, 'robust', 'host', [endpoint])
     q = zaqar.client(project).queue('robust')
     q.post([{'body': 'not json', 'ttl': 60},
             {'body': {'foreign': True}, 'ttl': 60},
             {'body': {'bridge': 1, 'message': {'method': 'note',
                                                'args': []}}, 'ttl': 60}])
-    assert client(transport, url, 'robust').call(
+    assert guestutil.client(transport, url, 'robust').call(
         {}, 'echo', value=1)['echo'] == 1
-    deadline = time.monotonic() + TIMEOUT
+    deadline = time.monotonic() + guestutil.TIMEOUT
     while q.stats['messages']['total'] and time.monotonic() < deadline:
         time.sleep(0.2)
     assert q.stats['messages']['total'] == 0
 
 
 def test_duplicate_posts_are_handled_once(zaqar, guest_url, project, server):
-    endpoint = Endpoint()
+    endpoint = guestutil.Endpoint()
     server(guest_url(project), 'dedup', 'host', [endpoint])
     body = wire.body({'method': 'note', 'args': {'value': 'once'},
                       '_unique_id': 'same-id'})
     zaqar.client(project).queue('dedup').post(
         [{'body': body, 'ttl': 60}, {'body': body, 'ttl': 60}])
-    assert endpoint.received.get(timeout=TIMEOUT)[1] == 'once'
+    assert endpoint.received.get(timeout=guestutil.TIMEOUT)[1] == 'once'
     time.sleep(1.5)
     assert endpoint.received.empty()
 
@@ -299,10 +203,11 @@ def test_duplicate_posts_are_handled_once(zaqar, guest_url, project, server):
 def test_cleanup_deletes_the_reply_queue(zaqar, guest_url, project,
                                          server):
     url = guest_url(project)
-    server(url, 'topic', 'host', [Endpoint()])
-    caller = oslo_messaging.get_rpc_transport(make_conf(), url=url)
+    server(url, 'topic', 'host', [guestutil.Endpoint()])
+    caller = oslo_messaging.get_rpc_transport(guestutil.make_conf(), url=url)
     rpc = oslo_messaging.get_rpc_client(
-        caller, oslo_messaging.Target(topic='topic'), timeout=TIMEOUT)
+        caller, oslo_messaging.Target(topic='topic'),
+        timeout=guestutil.TIMEOUT)
     rpc.call({}, 'echo', value=1)
     reply_q = caller._driver._reply_waiter().queue
 
@@ -317,8 +222,8 @@ def test_cleanup_deletes_the_reply_queue(zaqar, guest_url, project,
 def test_concurrent_calls_share_one_reply_queue(guest_url, project,
                                                 transport, server):
     url = guest_url(project)
-    server(url, 'busy', 'host', [Endpoint()])
-    rpc = client(transport, url, 'busy')
+    server(url, 'busy', 'host', [guestutil.Endpoint()])
+    rpc = guestutil.client(transport, url, 'busy')
     results = {}
 
     def call(i):
@@ -327,5 +232,5 @@ def test_concurrent_calls_share_one_reply_queue(guest_url, project,
     for t in threads:
         t.start()
     for t in threads:
-        t.join(TIMEOUT * 2)
+        t.join(guestutil.TIMEOUT * 2)
     assert results == {i: i for i in range(8)}

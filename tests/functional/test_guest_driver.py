@@ -12,114 +12,21 @@ import oslo_messaging
 import pytest
 
 from tests.functional import bridgeutil
-from tests.functional.test_driver_standalone import GuestError
-from tests.functional.test_driver_standalone import guest_url  # noqa: F401
-from tests.functional.test_driver_standalone import make_conf
+from tests.functional import guestutil
 
 pytestmark = pytest.mark.functional
 
-EXMODS = [__name__, 'tests.functional.test_driver_standalone']
+# Where the exceptions the guests raise are defined.
+EXMODS = ['tests.functional.guestutil']
 
 
-@pytest.fixture
-def daemon(tmp_path, rabbit, zaqar, names):
-    tenants = '%s, %s' % (names.tenant_a, names.tenant_b)
-    routes = [
-        ('guests', '''
-            direction = to_zaqar
-            exchange = %s
-            binding_keys = guestagent.*, guestagent.*.*
-            tenant = context:project_id
-            ''' % names.exchange),
-        ('fanout', '''
-            direction = to_zaqar
-            exchange = guestagent.%s_fanout
-            exchange_type = fanout
-            tenant = context:project_id
-            zaqar_queue = {exchange}
-            ''' % names.guest),
-        ('conductor', '''
-            direction = to_amqp
-            exchange = %s
-            zaqar_queue = %s
-            tenants = %s
-            allowed_methods = heartbeat, report
-            poll_interval = 0.1
-            ''' % (names.exchange, names.conductor, tenants)),
-        ('notifications', '''
-            direction = to_amqp
-            exchange = %s
-            zaqar_queue = %s.info
-            routing_key = %s.info
-            tenants = %s
-            allowed_event_types = trove.*
-            poll_interval = 0.1
-            ''' % (names.exchange, names.notify, names.notify, tenants)),
-        ('replies', '''
-            direction = to_amqp
-            exchange =
-            zaqar_queue = bridge_replies
-            tenants = %s
-            poll_interval = 0.05
-            ''' % tenants),
-    ]
-    config = bridgeutil.write_config(tmp_path / 'bridge.conf', rabbit, zaqar,
-                                     routes)
-    d = bridgeutil.Daemon(config, tmp_path / 'bridge.log').start(6)
-    yield d
-    assert d.stop() == 0
-    bridgeutil.delete_queues(rabbit, config)
-
-
-class GuestAgent:
-    def __init__(self, name):
-        self.name = name
-        self.casts = []
-
-    def get_status(self, ctxt, **kwargs):
-        return {'guest': self.name, 'project': ctxt.get('project_id'),
-                'args': kwargs}
-
-    def prepare(self, ctxt, **kwargs):
-        self.casts.append(kwargs)
-
-    def fail(self, ctxt, why):
-        raise GuestError(why)
-
-    def slow(self, ctxt, seconds):
-        time.sleep(seconds)
-
-
-def guest_server(url, topic, server, endpoint, exchange):
-    transport = oslo_messaging.get_rpc_transport(make_conf(), url=url)
-    srv = oslo_messaging.get_rpc_server(
-        transport, oslo_messaging.Target(topic=topic, server=server,
-                                         exchange=exchange),
-        [endpoint], executor='threading')
-    srv.start()
-    return srv, transport
-
-
-def stop(srv, transport):
-    srv.stop()
-    srv.wait()
-    transport.cleanup()
-
-
-def controller_client(rabbit, names, timeout=20, **kw):
-    target = oslo_messaging.Target(exchange=names.exchange,
-                                   topic='guestagent.%s' % names.guest, **kw)
-    transport = oslo_messaging.get_rpc_transport(bridgeutil.oslo_conf(),
-                                                 url=rabbit.url)
-    return oslo_messaging.get_rpc_client(transport, target, timeout=timeout)
-
-
-def test_controller_calls_and_casts_guest(daemon, rabbit, guest_url, names):
-    agent = GuestAgent('a')
-    srv = guest_server(guest_url(names.tenant_a), 'guestagent.%s'
+def test_controller_calls_and_casts_guest(guest_daemon, rabbit, guest_url,
+                                          names):
+    agent = guestutil.GuestAgent('a')
+    srv = guestutil.guest_server(guest_url(names.tenant_a), 'guestagent.%s'
                        % names.guest, 'host-a', agent, names.exchange)
     try:
-        client = controller_client(rabbit, names)
+        client = guestutil.controller_client(rabbit, names)
         ctxt = {'project_id': names.tenant_a, 'user_id': 'admin'}
         assert client.call(ctxt, 'get_status', x=1) == {
             'guest': 'a', 'project': names.tenant_a, 'args': {'x': 1}}
@@ -137,47 +44,49 @@ def test_controller_calls_and_casts_guest(daemon, rabbit, guest_url, names):
             transport, oslo_messaging.Target(
                 exchange=names.exchange, topic='guestagent.%s' % names.guest),
             timeout=20)
-        with pytest.raises(GuestError, match='disk full'):
+        with pytest.raises(guestutil.GuestError, match='disk full'):
             failing.call(ctxt, 'fail', why='disk full')
         with pytest.raises(oslo_messaging.MessagingTimeout):
             client.prepare(timeout=2).call(ctxt, 'slow', seconds=4)
     finally:
-        stop(*srv)
+        guestutil.stop(*srv)
 
 
 def test_guest_heartbeats_keep_a_monitored_controller_call_alive(
-        daemon, rabbit, guest_url, names):
-    srv = guest_server(guest_url(names.tenant_a), 'guestagent.%s'
-                       % names.guest, 'host-a', GuestAgent('a'),
+        guest_daemon, rabbit, guest_url, names):
+    srv = guestutil.guest_server(guest_url(names.tenant_a), 'guestagent.%s'
+                       % names.guest, 'host-a', guestutil.GuestAgent('a'),
                        names.exchange)
     try:
         # Without the guest's heartbeats (every 2 s) through the bridge,
         # the call would time out after 4 s, long before the answer.
-        client = controller_client(rabbit, names, timeout=60).prepare(
+        client = guestutil.controller_client(rabbit, names,
+                                             timeout=60).prepare(
             call_monitor_timeout=4)
         assert client.call({'project_id': names.tenant_a}, 'slow',
                            seconds=10) is None
     finally:
-        stop(*srv)
-    assert 'dead-lettered' not in daemon.log()
+        guestutil.stop(*srv)
+    assert 'dead-lettered' not in guest_daemon.log()
 
 
-def test_fanout_reaches_two_guests(daemon, rabbit, guest_url, names):
-    agents = [GuestAgent('a'), GuestAgent('b')]
-    servers = [guest_server(guest_url(names.tenant_a), 'guestagent.%s'
+def test_fanout_reaches_two_guests(guest_daemon, rabbit, guest_url, names):
+    agents = [guestutil.GuestAgent('a'), guestutil.GuestAgent('b')]
+    servers = [guestutil.guest_server(guest_url(names.tenant_a),
+                                      'guestagent.%s'
                             % names.guest, 'host-%d' % i, agent,
                             names.exchange)
                for i, agent in enumerate(agents)]
     try:
         time.sleep(1.5)  # fanout listeners read from when they started
-        client = controller_client(rabbit, names, fanout=True)
+        client = guestutil.controller_client(rabbit, names, fanout=True)
         client.cast({'project_id': names.tenant_a}, 'prepare', all=True)
         bridgeutil.wait_until(lambda: all(a.casts for a in agents),
                               what='both guests')
         assert [a.casts for a in agents] == [[{'all': True}]] * 2
     finally:
         for srv in servers:
-            stop(*srv)
+            guestutil.stop(*srv)
 
 
 class Conductor:
@@ -189,7 +98,8 @@ class Conductor:
         return {'ack': kwargs}
 
 
-def test_guest_casts_and_calls_controller(daemon, rabbit, guest_url, names):
+def test_guest_casts_and_calls_controller(guest_daemon, rabbit, guest_url,
+                                          names):
     endpoint = Conductor()
     server = oslo_messaging.get_rpc_server(
         oslo_messaging.get_rpc_transport(bridgeutil.oslo_conf(),
@@ -199,7 +109,7 @@ def test_guest_casts_and_calls_controller(daemon, rabbit, guest_url, names):
         [endpoint], executor='threading')
     server.start()
     transport = oslo_messaging.get_rpc_transport(
-        make_conf(), url=guest_url(names.tenant_b))
+        guestutil.make_conf(), url=guest_url(names.tenant_b))
     try:
         client = oslo_messaging.get_rpc_client(
             transport, oslo_messaging.Target(topic=names.conductor),
@@ -229,8 +139,8 @@ class Listener:
         self.events.append((ctxt, event_type, payload))
 
 
-def test_guest_notifier_reaches_rabbit_listener(daemon, rabbit, guest_url,
-                                                names):
+def test_guest_notifier_reaches_rabbit_listener(guest_daemon, rabbit,
+                                                guest_url, names):
     endpoint = Listener()
     listener = oslo_messaging.get_notification_listener(
         oslo_messaging.get_notification_transport(bridgeutil.oslo_conf(),
@@ -239,7 +149,7 @@ def test_guest_notifier_reaches_rabbit_listener(daemon, rabbit, guest_url,
         [endpoint], executor='threading')
     listener.start()
     transport = oslo_messaging.get_notification_transport(
-        make_conf(), url=guest_url(names.tenant_a))
+        guestutil.make_conf(), url=guest_url(names.tenant_a))
     try:
         notifier = oslo_messaging.Notifier(transport, driver='messaging',
                                            publisher_id='guest',
@@ -257,15 +167,17 @@ def test_guest_notifier_reaches_rabbit_listener(daemon, rabbit, guest_url,
         listener.wait()
 
 
-def test_tenants_do_not_see_each_others_messages(daemon, rabbit, guest_url,
-                                                 names):
-    agent_a, agent_b = GuestAgent('a'), GuestAgent('b')
-    servers = [guest_server(guest_url(names.tenant_a), 'guestagent.%s'
+def test_tenants_do_not_see_each_others_messages(guest_daemon, rabbit,
+                                                 guest_url, names):
+    agent_a, agent_b = guestutil.GuestAgent('a'), guestutil.GuestAgent('b')
+    servers = [guestutil.guest_server(guest_url(names.tenant_a),
+                                      'guestagent.%s'
                             % names.guest, 'h', agent_a, names.exchange),
-               guest_server(guest_url(names.tenant_b), 'guestagent.%s'
+               guestutil.guest_server(guest_url(names.tenant_b),
+                                      'guestagent.%s'
                             % names.guest, 'h', agent_b, names.exchange)]
     try:
-        client = controller_client(rabbit, names)
+        client = guestutil.controller_client(rabbit, names)
         for i in range(3):
             client.cast({'project_id': names.tenant_a}, 'prepare', n=i)
         result = client.call({'project_id': names.tenant_b}, 'get_status')
@@ -277,7 +189,7 @@ def test_tenants_do_not_see_each_others_messages(daemon, rabbit, guest_url,
         assert sorted(c['n'] for c in agent_a.casts) == [0, 1, 2]
     finally:
         for srv in servers:
-            stop(*srv)
+            guestutil.stop(*srv)
 
 
 def test_wait_helper_threads_are_cleaned():

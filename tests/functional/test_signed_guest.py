@@ -14,60 +14,25 @@ The guest is an unmodified oslo.messaging RPC server and client on
 ``rabbit://``.
 """
 
-import json
 
 import oslo_messaging
 import pytest
 
 from bridge import wire
 from tests.functional import bridgeutil
-from tests.functional.test_guest_driver import controller_client
-from tests.functional.test_guest_driver import guest_server
-from tests.functional.test_guest_driver import GuestAgent
-from tests.functional.test_guest_driver import stop
+from tests.functional import guestutil
 
 pytestmark = pytest.mark.functional
 
 # What a signed guest may do on each of its queues.
-METHODS = 'GET,POST,PATCH,DELETE'
-
-
-def shared_routes(names, tenants):
-    """Routes whose queue names all carry the tenant."""
-    return [
-        ('guests', '''
-            direction = to_zaqar
-            exchange = %s
-            binding_keys = guestagent.*
-            tenant = context:project_id
-            zaqar_queue = {tenant}-{routing_key}
-            reply_queue = {tenant}-replies
-            ''' % names.exchange),
-        ('conductor', '''
-            direction = to_amqp
-            exchange = %s
-            zaqar_queue = {tenant}-conductor
-            routing_key = %s
-            tenants = %s
-            allowed_methods = heartbeat
-            guest_reply_queue = {tenant}-reply_*
-            poll_interval = 0.1
-            ''' % (names.exchange, names.conductor, tenants)),
-        ('replies', '''
-            direction = to_amqp
-            exchange =
-            zaqar_queue = {tenant}-replies
-            tenants = %s
-            poll_interval = 0.05
-            ''' % tenants),
-    ]
 
 
 @pytest.fixture
 def daemon(tmp_path, rabbit, zaqar, names):
     config = bridgeutil.write_config(
         tmp_path / 'bridge.conf', rabbit, zaqar,
-        shared_routes(names, '%s, %s' % (names.tenant_a, names.tenant_b)),
+        guestutil.shared_routes(names, '%s, %s' % (names.tenant_a,
+                                                   names.tenant_b)),
         extra=bridgeutil.dead_letter_section(names.dlq))
     d = bridgeutil.Daemon(config, tmp_path / 'bridge.log').start(4)
     yield d
@@ -75,63 +40,18 @@ def daemon(tmp_path, rabbit, zaqar, names):
     bridgeutil.delete_queues(rabbit, config)
 
 
-def guest_queues(tenant, guest):
-    """The queues a Trove-like guest uses, as the templates name them."""
-    return {'serve': '%s-guestagent_%s' % (tenant, guest),
-            'answers': '%s-replies' % tenant,
-            'conductor': '%s-conductor' % tenant,
-            'calls': '%s-reply_%s' % (tenant, guest[-8:])}
-
-
-def issue_signed_urls(config, tenant, queues, path):
-    """``amqp-zaqar-bridge-manage signed-url`` as installed -> a file."""
-    args = ['signed-url', '--tenant', tenant, '--methods', METHODS,
-            '--expires-in', '3600', '--format', 'json']
-    for queue in queues:
-        args += ['--queue', queue]
-    result = bridgeutil.run_manage(config, *args)
-    assert result.returncode == 0, result.stderr
-    urls = json.loads(result.stdout)
-    assert sorted(u['queue'] for u in urls) == sorted(queues)
-    path.write_text(result.stdout)
-    return path
-
-
-def signed_guest_url(zaqar, tenant, signed_file, calls_queue):
-    """The queues' project comes from the file; ``tenant`` names them."""
-    host = zaqar.url.split('://', 1)[1].rstrip('/')
-    return ('zaqar://%s/?auth_strategy=signed_url&queue_prefix=%s-'
-            '&reply_queue=%s&signed_url_file=%s'
-            % (host, tenant, calls_queue, signed_file))
-
-
-def start_signed_guest(config, zaqar, tenant, guest, path):
-    """A guest agent on signed URLs only: ``(agent, server, transport,
-    signed URLs)``.  Its queues are named after ``tenant`` and live in the
-    project the signed URLs name (its transport URL has no project_id).
-    """
-    queues = guest_queues(tenant, guest)
-    signed_file = issue_signed_urls(config, tenant, list(queues.values()),
-                                    path)
-    url = signed_guest_url(zaqar, tenant, signed_file, queues['calls'])
-    agent = GuestAgent('a')
-    server, transport = guest_server(url, 'guestagent.%s' % guest,
-                                     'host-a', agent, None)
-    return agent, server, transport, json.loads(signed_file.read_text())
-
-
 @pytest.fixture
 def signed_guest(tmp_path, daemon, zaqar, names, conductor):
     """tenant A's guest: an RPC server and a client, signed URLs only."""
-    agent, server, transport, _ = start_signed_guest(
+    agent, server, transport, _ = guestutil.start_signed_guest(
         daemon.config, zaqar, names.tenant_a, names.guest,
         tmp_path / 'guest-urls.json')
     yield agent, transport
-    stop(server, transport)
+    guestutil.stop(server, transport)
 
 
 def test_controller_calls_a_signed_guest(signed_guest, rabbit, names):
-    client = controller_client(rabbit, names)
+    client = guestutil.controller_client(rabbit, names)
     ctxt = {'project_id': names.tenant_a}
     assert client.call(ctxt, 'get_status', probe=1) == {
         'guest': 'a', 'project': names.tenant_a, 'args': {'probe': 1}}

@@ -12,25 +12,11 @@ import oslo_messaging
 import pytest
 
 from tests.fixtures import keystone as ks_fixture
-from tests.fixtures import servers
 from tests.functional import bridgeutil
 from tests.functional.conftest import Conductor
+from tests.security import keystoneutil
 
 pytestmark = pytest.mark.functional
-
-
-class Names:
-    def __init__(self):
-        self.exchange = servers.unique_name('ex')
-        self.guest = servers.unique_name('g')
-        self.conductor = servers.unique_name('conductor')
-        self.dlq = servers.unique_name('dlq')
-
-
-def keystone_zaqar_section(keystone, trusts):
-    return keystone.bridge_zaqar_section(
-        'trusts', trust_recheck_interval=2,
-        trusts=','.join('%s:%s' % pair for pair in trusts.items()))
 
 
 def start_daemon(tmp_path, rabbit, zaqar, keystone, names, trusts, *args):
@@ -61,7 +47,7 @@ def start_daemon(tmp_path, rabbit, zaqar, keystone, names, trusts, *args):
     ]
     config = bridgeutil.write_config(
         tmp_path / 'bridge.conf', rabbit, zaqar, routes,
-        extra=keystone_zaqar_section(keystone, trusts)
+        extra=keystoneutil.keystone_zaqar_section(keystone, trusts)
         + bridgeutil.dead_letter_section(names.dlq))
     return bridgeutil.Daemon(config, tmp_path / 'bridge.log',
                              *args).start(4)
@@ -72,7 +58,7 @@ def setup(tmp_path_factory, rabbit, keystone, zaqar_keystone):
     """One --debug daemon for the module, the tenants' trusts, a conductor."""
     a, b = keystone.tenants['a'], keystone.tenants['b']
     trusts = {a.id: keystone.create_trust(a), b.id: keystone.create_trust(b)}
-    names = Names()
+    names = keystoneutil.Names()
     endpoint = Conductor()
     server = bridgeutil.rpc_server(rabbit, names.exchange, names.conductor,
                                    endpoint)
@@ -86,11 +72,6 @@ def setup(tmp_path_factory, rabbit, keystone, zaqar_keystone):
         bridgeutil.delete_queues(rabbit, daemon.config)
         for tenant in (a, b):
             keystone.delete_trust(tenant, trusts[tenant.id])
-
-
-def post(zaqar, keystone, tenant, queue, body):
-    zaqar.tenant_client(tenant).queue(queue).post([{'ttl': 300,
-                                                    'body': body}])
 
 
 def dead_letters(rabbit, queue, expect):
@@ -139,7 +120,7 @@ def test_guest_cannot_act_for_another_tenant(setup, rabbit, keystone,
     a, b = keystone.tenants['a'], keystone.tenants['b']
     before = len(conductor.calls)
     # Body and context spoofing: the queue's project wins.
-    post(zaqar_keystone, keystone, a, names.conductor, {
+    keystoneutil.post(zaqar_keystone, keystone, a, names.conductor, {
         'bridge': 1, 'message': {
             'method': 'heartbeat', 'args': {'n': 1}, 'version': '1.0',
             '_unique_id': uuid.uuid4().hex, '_context_project_id': b.id,
@@ -147,12 +128,12 @@ def test_guest_cannot_act_for_another_tenant(setup, rabbit, keystone,
             '_context_roles': ['admin'], '_context_auth_token': 'stolen'},
         'route': 'conductor', 'tenant': b.id})
     # A disallowed method: dead-lettered, the conductor never sees it.
-    post(zaqar_keystone, keystone, a, names.conductor, {
+    keystoneutil.post(zaqar_keystone, keystone, a, names.conductor, {
         'bridge': 1, 'message': {'method': 'drop_everything', 'args': {},
                                  '_unique_id': uuid.uuid4().hex}})
     # A guest call claiming B's project: answered into A's reply queue.
     reply_q = 'reply_%s' % uuid.uuid4().hex
-    post(zaqar_keystone, keystone, a, names.conductor, {
+    keystoneutil.post(zaqar_keystone, keystone, a, names.conductor, {
         'bridge': 1, 'message': {
             'method': 'heartbeat', 'args': {'n': 2}, '_msg_id': 'm-a',
             '_reply_q': reply_q, '_unique_id': uuid.uuid4().hex,
@@ -192,7 +173,7 @@ def test_forged_foreign_and_replayed_reply_tokens(setup, rabbit, keystone,
     (token,) = guest.tokens
 
     def answer(tenant, tok):
-        post(zaqar_keystone, keystone, tenant, 'bridge_replies', {
+        keystoneutil.post(zaqar_keystone, keystone, tenant, 'bridge_replies', {
             'bridge': 1, 'reply_token': tok, 'message': {
                 'result': 'x', 'failure': None, 'ending': True}})
     answer(b, token)                        # B replays A's token
@@ -218,7 +199,7 @@ def test_no_secret_in_debug_log(setup, rabbit, keystone, zaqar_keystone):
             client.call({'project_id': a.id}, 'boom')
     finally:
         guest.stop()
-    post(zaqar_keystone, keystone, a, names.conductor, {
+    keystoneutil.post(zaqar_keystone, keystone, a, names.conductor, {
         'bridge': 1, 'message': {'method': 'heartbeat', 'args': {},
                                  '_unique_id': uuid.uuid4().hex}})
     time.sleep(2)
@@ -241,7 +222,7 @@ def test_deleted_trust_stops_access_cleanly(tmp_path, rabbit, keystone,
     """The trust of A goes: A's messages are refused, B's still flow."""
     a, b = keystone.tenants['a'], keystone.tenants['b']
     trusts = {a.id: keystone.create_trust(a), b.id: keystone.create_trust(b)}
-    names = Names()
+    names = keystoneutil.Names()
     daemon = start_daemon(tmp_path, rabbit, zaqar_keystone, keystone, names,
                           trusts)
     try:

@@ -11,7 +11,7 @@ import pytest
 
 from tests.functional import bridgeutil
 from tests.functional.conftest import Conductor
-from tests.security import test_bridge_keystone as bk
+from tests.security import keystoneutil
 
 pytestmark = pytest.mark.functional
 
@@ -30,7 +30,7 @@ def daemon(tmp_path, rabbit, keystone, zaqar_keystone, conductor_server):
         ''' % (names.exchange, names.conductor))]
     config = bridgeutil.write_config(
         tmp_path / 'bridge.conf', rabbit, zaqar_keystone, routes,
-        extra=bk.keystone_zaqar_section(keystone, {}))
+        extra=keystoneutil.keystone_zaqar_section(keystone, {}))
     d = bridgeutil.Daemon(config, tmp_path / 'bridge.log').start(1)
     yield d
     assert d.stop() == 0
@@ -39,7 +39,7 @@ def daemon(tmp_path, rabbit, keystone, zaqar_keystone, conductor_server):
 
 @pytest.fixture
 def conductor_server(rabbit):
-    names = bk.Names()
+    names = keystoneutil.Names()
     endpoint = Conductor()
     server = bridgeutil.rpc_server(rabbit, names.exchange, names.conductor,
                                    endpoint)
@@ -59,7 +59,7 @@ def test_new_trust_is_discovered(daemon, conductor_server, keystone,
     try:
         daemon.wait_for_log(lambda text: found in text,
                             what='tenant A discovered')
-        bk.post(zaqar_keystone, keystone, a, names.conductor, {
+        keystoneutil.post(zaqar_keystone, keystone, a, names.conductor, {
             'bridge': 1, 'message': {'method': 'heartbeat', 'args': {'n': 1},
                                      '_unique_id': uuid.uuid4().hex}})
         bridgeutil.wait_until(lambda: conductor.calls,

@@ -18,10 +18,8 @@ from zaqarclient.transport import errors as zaqar_errors
 from bridge import wire
 from tests.fixtures import servers
 from tests.functional import bridgeutil
+from tests.functional import guestutil
 from tests.functional.conftest import Conductor
-from tests.functional.test_guest_driver import controller_client
-from tests.functional.test_guest_driver import stop
-from tests.functional import test_signed_guest as signed
 
 pytestmark = pytest.mark.functional
 
@@ -37,19 +35,19 @@ def setup(tmp_path_factory, rabbit, keystone, zaqar_keystone):
     tmp = tmp_path_factory.mktemp('service-project')
     config = bridgeutil.write_config(
         tmp / 'bridge.conf', rabbit, zaqar_keystone,
-        signed.shared_routes(names, '%s, %s' % (a.id, b.id)),
+        guestutil.shared_routes(names, '%s, %s' % (a.id, b.id)),
         extra=keystone.bridge_zaqar_section('service_project')
         + bridgeutil.dead_letter_section(names.dlq))
     daemon = bridgeutil.Daemon(config, tmp / 'bridge.log').start(4)
     conductor = Conductor()
     conductor_server = bridgeutil.rpc_server(rabbit, names.exchange,
                                              names.conductor, conductor)
-    agent, guest, transport, urls = signed.start_signed_guest(
+    agent, guest, transport, urls = guestutil.start_signed_guest(
         daemon.config, zaqar_keystone, a.id, names.guest,
         tmp / 'guest-a.json')
     yield names, daemon, conductor, agent, transport, urls
     try:
-        stop(guest, transport)
+        guestutil.stop(guest, transport)
         bridgeutil.stop_server(conductor_server)
         assert daemon.stop() == 0
     finally:
@@ -71,13 +69,13 @@ def test_signed_urls_are_for_the_bridge_project(setup, keystone):
     projects = {u['project'] for u in urls}
     assert len(projects) == 1 and a.id not in projects
     assert sorted(u['queue'] for u in urls) == sorted(
-        signed.guest_queues(a.id, names.guest).values())
+        guestutil.guest_queues(a.id, names.guest).values())
 
 
 def test_controller_call_to_the_guest(setup, rabbit, keystone):
     names, _, _, agent, _, _ = setup
     a = keystone.tenants['a']
-    client = controller_client(rabbit, names)
+    client = guestutil.controller_client(rabbit, names)
     assert client.call({'project_id': a.id}, 'get_status', probe=2) == {
         'guest': 'a', 'project': a.id, 'args': {'probe': 2}}
 

@@ -11,7 +11,7 @@ import pytest
 
 from tests.functional import bridgeutil
 from tests.functional.conftest import Conductor
-from tests.security import test_bridge_keystone as bk
+from tests.security import keystoneutil
 
 pytestmark = pytest.mark.functional
 
@@ -26,7 +26,7 @@ def lookups(proxy):
 def test_deleted_trust_then_a_new_one(tmp_path, rabbit, keystone,
                                       zaqar_keystone):
     a = keystone.tenants['a']
-    names = bk.Names()
+    names = keystoneutil.Names()
     conductor = Conductor()
     server = bridgeutil.rpc_server(rabbit, names.exchange, names.conductor,
                                    conductor)
