@@ -9,7 +9,6 @@ RabbitMQ and Redis must already be running (tools/setup-env.sh).
 """
 
 import contextlib
-import fcntl
 import json
 import os
 import pathlib
@@ -25,6 +24,8 @@ import urllib.request
 import uuid
 import warnings
 
+from tests.fixtures import servers
+
 # oslo.messaging imports oslo.service, which warns about eventlet on
 # import in every process; the warning says nothing about the benchmark.
 warnings.filterwarnings('ignore', message=r'(?s).*Eventlet is deprecated')
@@ -38,7 +39,6 @@ REDIS = os.environ.get('BENCH_REDIS', '127.0.0.1:6379')
 # never share a pair of Redis databases.  Tests take pairs from 6 up, the
 # benchmarks from 14 down.
 REDIS_DB_PAIRS = [(n, n + 1) for n in range(14, 5, -2)]
-LOCK_FILE = 'amqp-zaqar-bridge-tests-redis-%d-%d.lock'
 SECRET = 'benchmark-reply-secret'
 
 
@@ -46,12 +46,6 @@ def log(text):
     """Progress goes to stderr; stdout holds only the table (or JSON)."""
     print('[%s] %s' % (time.strftime('%H:%M:%S'), text), file=sys.stderr,
           flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def run_id():
@@ -187,21 +181,15 @@ class MessageCounter:
 @contextlib.contextmanager
 def redis_dbs():
     """Lock a free pair of Redis databases (message, management store)."""
-    for pair in REDIS_DB_PAIRS:
-        path = os.path.join(tempfile.gettempdir(), LOCK_FILE % pair)
-        lock = open(path, 'w')
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.close()
-            continue
-        try:
-            yield pair
-        finally:
-            lock.close()
-        return
-    raise BenchError('all Redis database pairs %s are locked by test or '
-                     'benchmark runs' % REDIS_DB_PAIRS)
+    claimed = servers.lock_redis_dbs(REDIS_DB_PAIRS)
+    if claimed is None:
+        raise BenchError('all Redis database pairs %s are locked by test '
+                         'or benchmark runs' % REDIS_DB_PAIRS)
+    pair, lock = claimed
+    try:
+        yield pair
+    finally:
+        lock.close()
 
 
 # -- processes
@@ -296,7 +284,7 @@ class Zaqar:
         self.dbids = dbids
         self.gunicorn = gunicorn
         self.pipeline = pipeline
-        self.port = free_port()
+        self.port = servers.free_port()
         self.url = 'http://127.0.0.1:%d' % self.port
         self.log_path = self.workdir / 'zaqar.log'
         self.proc = None
@@ -699,7 +687,7 @@ class CountingProxy:
 
     def __init__(self, upstream_port):
         import multiprocessing
-        self.port = free_port()
+        self.port = servers.free_port()
         self.url = 'http://127.0.0.1:%d' % self.port
         mp = multiprocessing.get_context('spawn')
         self._control, child = mp.Pipe()

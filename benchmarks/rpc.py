@@ -33,6 +33,7 @@ import sys
 import time
 
 from benchmarks import common
+from tests.fixtures import servers
 
 GOAL = 4.0
 PAYLOAD = 'x' * 100
@@ -236,7 +237,7 @@ def bridge_routes(args, exchange, tenant):
                'zaqar_queue = bridge_replies', 'tenants = %s' % tenant,
                'poll_interval = %s' % args.poll_interval]
     if args.doorbell:
-        replies.append('doorbell_port = %d' % common.free_port())
+        replies.append('doorbell_port = %d' % servers.free_port())
     return [('guests', '\n'.join(guests)), ('replies', '\n'.join(replies))]
 
 

@@ -49,6 +49,7 @@ import time
 import uuid
 
 from benchmarks import common
+from tests.fixtures import servers
 from bridge.flows import reverse
 
 ROUTE = 'tenants'
@@ -357,7 +358,7 @@ class Run:
                  'workers = %d' % a.workers,
                  'tenants = %s' % ', '.join(self.tenants)]
         if self.config == 'doorbell':
-            lines.append('doorbell_port = %d' % common.free_port())
+            lines.append('doorbell_port = %d' % servers.free_port())
             if a.sweep_interval is not None:
                 lines.append('sweep_interval = %s' % a.sweep_interval)
         elif a.poll_interval is not None:
@@ -501,7 +502,7 @@ class Run:
         self.daemon = common.Daemon(
             self.workdir, self.proxy.url, [(ROUTE, self.route())], self.run,
             source=a.bridge_src,
-            extra='[metrics]\nport = %d\n' % common.free_port())
+            extra='[metrics]\nport = %d\n' % servers.free_port())
         self.daemon.exchanges.append(self.exchange)
         common.log('%s: starting the bridge (%d workers, %d tenants)'
                    % (self.config, a.workers, len(self.tenants)))

@@ -7,7 +7,6 @@ import pathlib
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -22,18 +21,15 @@ from oslo_messaging._drivers import common as rpc_common
 from prometheus_client import parser
 import requests
 
+from tests.fixtures import http
+from tests.fixtures import servers
+
 SECRET = 'functional-test-secret'
 
 
 def bin_path(name):
     here = pathlib.Path(sys.executable).parent / name
     return str(here) if here.exists() else shutil.which(name)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def write_config(path, rabbit, zaqar, routes, extra=''):
@@ -69,7 +65,7 @@ def write_config(path, rabbit, zaqar, routes, extra=''):
     # A dead-letter queue of the test's own goes with the test.
     queues += re.findall(r'^dead_letter_queue\s*=\s*(\S+)', extra, re.M)
     if '[metrics]' not in extra:
-        extra += '\n[metrics]\nport = %d\n' % free_port()
+        extra += '\n[metrics]\nport = %d\n' % servers.free_port()
     path.write_text(text + extra)
     QUEUES[str(path)] = queues
     return path

@@ -5,6 +5,7 @@ import subprocess
 import oslo_messaging
 import pytest
 
+from tests.fixtures import servers
 from tests.functional import bridgeutil
 
 pytestmark = pytest.mark.functional
@@ -61,7 +62,7 @@ def test_quorum_queues(tmp_path, rabbit, zaqar, names):
 def test_transport_url_hosts_fail_over(tmp_path, rabbit, zaqar, names):
     if rabbit.source != 'local':
         pytest.skip('needs the local broker on 127.0.0.1:5672')
-    dead = bridgeutil.free_port()
+    dead = servers.free_port()
     config = bridgeutil.write_config(tmp_path / 'bridge.conf', rabbit, zaqar,
                                      route(names))
     config.write_text(config.read_text().replace(

@@ -5,6 +5,7 @@ import signal
 
 import pytest
 
+from tests.fixtures import servers
 from tests.functional import bridgeutil
 
 pytestmark = pytest.mark.functional
@@ -66,7 +67,7 @@ def test_check_config_bad_transport_url(config):
 
 
 def test_check_config_unreachable_rabbitmq(config):
-    port = bridgeutil.free_port()
+    port = servers.free_port()
     text = config.read_text()
     start = text.index('transport_url = ')
     end = text.index('\n', start)
@@ -80,7 +81,7 @@ def test_check_config_unreachable_rabbitmq(config):
 
 
 def test_check_config_unreachable_zaqar(config, zaqar):
-    port = bridgeutil.free_port()
+    port = servers.free_port()
     config.write_text(config.read_text().replace(
         'url = %s' % zaqar.url, 'url = http://127.0.0.1:%d' % port))
     result = bridgeutil.run_manage(config, 'check-config')

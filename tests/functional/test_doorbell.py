@@ -3,8 +3,9 @@
 import pytest
 
 from bridge.zaqar import doorbell
-from tests.functional import bridgeutil
 from tests.fixtures import http
+from tests.fixtures import servers
+from tests.functional import bridgeutil
 
 pytestmark = pytest.mark.functional
 
@@ -13,8 +14,8 @@ def start(tmp_path, rabbit, zaqar, names, sweep_interval, tenants=None,
           workers=2, port=None):
     """A daemon with a doorbell route; its ``doorbell_port`` and
     ``metrics_port`` are set on it."""
-    port = port or bridgeutil.free_port()
-    metrics_port = bridgeutil.free_port()
+    port = port or servers.free_port()
+    metrics_port = servers.free_port()
     config = bridgeutil.write_config(tmp_path / 'bridge.conf', rabbit, zaqar,
                                      [('conductor', '''
         direction = to_amqp
@@ -182,7 +183,7 @@ def test_forged_rings_make_no_claim(tmp_path, rabbit, zaqar, names,
 def test_subscription_from_before_proofs_gets_one(tmp_path, rabbit, zaqar,
                                                   names, conductor):
     # As a bridge without proofs left it: same URL, only the tenant.
-    port = bridgeutil.free_port()
+    port = servers.free_port()
     old = zaqar.client(names.tenant_a).subscription(
         names.conductor, subscriber='http://127.0.0.1:%d/' % port,
         ttl=3600, options={'post_headers': {

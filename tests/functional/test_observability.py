@@ -9,8 +9,9 @@ import time
 import oslo_messaging
 import pytest
 
-from tests.functional import bridgeutil
 from tests.fixtures import http
+from tests.fixtures import servers
+from tests.functional import bridgeutil
 
 pytestmark = pytest.mark.functional
 
@@ -23,7 +24,7 @@ zaqar_check_interval = 0.5
 
 @pytest.fixture
 def port():
-    return bridgeutil.free_port()
+    return servers.free_port()
 
 
 @pytest.fixture
