@@ -24,7 +24,7 @@ not counted.  Measured per configuration:
 * idle requests/s per worker: every request of the route's workers to
   Zaqar during ``--idle-seconds`` after ``--settle`` seconds more, all
   queues empty; a tenant's requests are counted for the worker whose shard
-  it is in (bridge.zaqar.reverse.worker_of);
+  it is in (bridge.flows.reverse.worker_of);
 * latency: ``--active`` tenants each post ``--rate`` messages/s for
   ``--active-seconds`` (python-zaqarclient as the tenant, one thread per
   tenant in a process of its own, ~200-byte bodies carrying the time of

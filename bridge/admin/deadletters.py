@@ -8,7 +8,7 @@ their place in the queue, so the order is kept, and on quorum queues a
 return on close does not count as a failed delivery (``basic.reject`` with
 requeue, used in a loop, would do both wrong).
 
-What a dead letter carries is described in bridge/amqp/deadletter.py.
+What a dead letter carries is described in bridge/amqp/topology.py.
 """
 
 import base64

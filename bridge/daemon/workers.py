@@ -62,7 +62,7 @@ class Worker(cotyledon.Service):
             self._done.wait()
 
     def reload(self):
-        """SIGHUP reaches every worker; the manager decides (bridge.reload).
+        """SIGHUP reaches every worker; bridge/daemon/reload.py decides.
 
         A worker whose route did not change keeps running; the others are
         stopped and started again by the manager.

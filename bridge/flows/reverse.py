@@ -8,11 +8,11 @@ publisher confirms and deletes it from Zaqar only after the broker
 confirmed.  A crash before the delete leaves the claim to expire
 (``claim_ttl``): the message is claimed again, never lost.  Between two
 claims, idle or not, the worker services its connection's heartbeats.
-Answers to controllers' calls are checked by bridge/translate/to_amqp.py
+Answers to controllers' calls are checked by bridge/rpc/relay.py
 and recorded in the process's used-token memory only once RabbitMQ
 confirmed them.  When to look at which queue (polling backoff, doorbell,
 safety sweep, per-tenant fairness and rate limit) is
-bridge/zaqar/schedule.py's business.
+bridge/flows/schedule.py's business.
 """
 
 import threading

@@ -2,7 +2,7 @@
 
 Whatever a guest posts with one reply token, in any order and over any
 time, what the reverse path publishes (translate, then record once
-"confirmed", as bridge/zaqar/reverse.py does) is: heartbeats in the exact
+"confirmed", as bridge/flows/reverse.py does) is: heartbeats in the exact
 shape an oslo.messaging server sends, only when the caller asked for
 them, none after the final answer, never two within the allowed gap, and
 one final answer: the first good one that was confirmed.
