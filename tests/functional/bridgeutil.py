@@ -21,8 +21,8 @@ from oslo_messaging._drivers import common as rpc_common
 from prometheus_client import parser
 import requests
 
-from tests.fixtures import http
 from tests.fixtures import servers
+from tests.fixtures import web
 
 SECRET = 'functional-test-secret'
 
@@ -515,7 +515,7 @@ def post(zaqar, tenant, queue, body):
 
 def samples(port):
     """{(name, frozenset(labels)): value} from /metrics."""
-    status, text = http.get(port, '/metrics')
+    status, text = web.get(port, '/metrics')
     assert status == 200, text
     return {(s.name, frozenset(s.labels.items())): s.value
             for family in parser.text_string_to_metric_families(text)

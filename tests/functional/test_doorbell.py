@@ -3,8 +3,8 @@
 import pytest
 
 from bridge.zaqar import doorbell
-from tests.fixtures import http
 from tests.fixtures import servers
+from tests.fixtures import web
 from tests.functional import bridgeutil
 
 pytestmark = pytest.mark.functional
@@ -47,7 +47,7 @@ def subscription(zaqar, tenant, queue):
 
 def ring(port, headers, queue):
     """POST what Zaqar would to the doorbell; the HTTP status."""
-    return http.post_json(port, headers, {
+    return web.post_json(port, headers, {
         'ttl': 300, 'body': {}, 'queue_name': queue,
         'Message_Type': 'Notification'})
 

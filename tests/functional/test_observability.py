@@ -9,8 +9,8 @@ import time
 import oslo_messaging
 import pytest
 
-from tests.fixtures import http
 from tests.fixtures import servers
+from tests.fixtures import web
 from tests.functional import bridgeutil
 
 pytestmark = pytest.mark.functional
@@ -50,10 +50,10 @@ def value(found, name, **labels):
 
 def healthz(port, expect):
     return bridgeutil.wait_until(
-        lambda: http.get(port, '/healthz')[0] == expect
-        and http.get(port, '/healthz'),
+        lambda: web.get(port, '/healthz')[0] == expect
+        and web.get(port, '/healthz'),
         what=lambda: '/healthz %s, got %s' % (expect,
-                                              http.get(port, '/healthz')))
+                                              web.get(port, '/healthz')))
 
 
 def cast(rabbit, names, n):

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from bridge.zaqar import doorbell
-from tests.fixtures import http
+from tests.fixtures import web
 
 KEY = doorbell.key('test-secret')
 
@@ -115,13 +115,13 @@ def test_doorbell_takes_proven_rings_only(bell):
     port = bell.server.server_port
     good = {doorbell.TENANT_HEADER: 't1',
             doorbell.PROOF_HEADER: doorbell.proof(KEY, 't1', 'q')}
-    assert http.post_json(port, good, {'queue_name': 'q'}) == 204
-    assert http.post_json(port, dict(good, **{doorbell.TENANT_HEADER: 't2'}),
+    assert web.post_json(port, good, {'queue_name': 'q'}) == 204
+    assert web.post_json(port, dict(good, **{doorbell.TENANT_HEADER: 't2'}),
                 {'queue_name': 'q'}) == 403
-    assert http.post_json(port, good, {'queue_name': 'q2'}) == 403
-    assert http.post_json(port, {doorbell.TENANT_HEADER: 't1'},
+    assert web.post_json(port, good, {'queue_name': 'q2'}) == 403
+    assert web.post_json(port, {doorbell.TENANT_HEADER: 't1'},
                 {'queue_name': 'q'}) == 403
-    assert http.post_json(port, good, b'not json') == 403
+    assert web.post_json(port, good, b'not json') == 403
     assert bell.seen.rings == [('t1', 'q')]
     assert bell.seen.refused == [('r1', 'invalid'), ('r1', 'invalid'),
                                  ('r1', 'missing'), ('r1', 'malformed')]
