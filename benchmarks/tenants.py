@@ -49,8 +49,8 @@ import time
 import uuid
 
 from benchmarks import common
-from tests.fixtures import servers
 from bridge.flows import reverse
+from tests.fixtures import servers
 
 ROUTE = 'tenants'
 QUEUE = 'bench_reports'

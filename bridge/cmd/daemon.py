@@ -2,8 +2,8 @@
 
 import sys
 
-from bridge.daemon import manager
 from bridge.daemon import config
+from bridge.daemon import manager
 
 
 DESCRIPTION = ('Bridge selected RabbitMQ (oslo.messaging) traffic to '

@@ -6,10 +6,10 @@ import cotyledon
 from cotyledon import oslo_config_glue
 from oslo_log import log
 
-from bridge import metrics
 from bridge.daemon import notify
 from bridge.daemon import reload
 from bridge.daemon import workers
+from bridge import metrics
 
 LOG = log.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from oslo_log import log
 from bridge.amqp import acks
 from bridge.amqp import connection as amqp_connection
 from bridge.amqp import consumer
-from bridge.amqp import topology
 from bridge.amqp import publisher
+from bridge.amqp import topology
 from bridge import backoff
 from bridge import batch
 from bridge import metrics as bridge_metrics

@@ -22,18 +22,18 @@ import zlib
 from oslo_log import log
 
 from bridge.amqp import connection as amqp_connection
-from bridge.amqp import topology
 from bridge.amqp import publisher
+from bridge.amqp import topology
 from bridge import backoff
+from bridge.flows import schedule
 from bridge import metrics as bridge_metrics
 from bridge import naming
+from bridge.reject import Reject
 from bridge.routes.common import TO_AMQP
 from bridge.rpc import relay
-from bridge.reject import Reject
 from bridge.translate import to_amqp
 from bridge.zaqar import client as zaqar_client
 from bridge.zaqar import doorbell
-from bridge.flows import schedule
 
 LOG = log.getLogger(__name__)
 

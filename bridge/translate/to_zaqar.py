@@ -9,9 +9,9 @@ import json
 from bridge import context
 from bridge import envelope
 from bridge import naming
-from bridge.tenant import rules as tenant_rules
 from bridge.reject import Reject
 from bridge.rpc import relay
+from bridge.tenant import rules as tenant_rules
 from bridge import wire
 
 # Room kept for the {"messages": [...]} wrapper and the ttl of one message.

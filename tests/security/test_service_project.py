@@ -18,8 +18,8 @@ from zaqarclient.transport import errors as zaqar_errors
 from bridge import wire
 from tests.fixtures import servers
 from tests.functional import bridgeutil
-from tests.functional import guestutil
 from tests.functional.conftest import Conductor
+from tests.functional import guestutil
 
 pytestmark = pytest.mark.functional
 

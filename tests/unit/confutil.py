@@ -5,8 +5,8 @@ import json
 import textwrap
 
 from bridge.daemon import config
-from bridge.flows import reverse
 from bridge import envelope
+from bridge.flows import reverse
 from bridge.translate import to_amqp
 from bridge.translate import to_zaqar
 

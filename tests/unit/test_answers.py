@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 import pytest
 
 from bridge import envelope
-from bridge import tokens
 from bridge.reject import Reject
 from bridge.rpc import relay
+from bridge import tokens
 from bridge.translate import to_amqp
 from tests.unit import confutil
 

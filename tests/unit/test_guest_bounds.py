@@ -5,8 +5,8 @@ import json
 import pytest
 
 from bridge import bounds
-from bridge import envelope
 from bridge.daemon import config
+from bridge import envelope
 from bridge.reject import Reject
 from tests.unit import confutil
 from tests.unit.confutil import fwd

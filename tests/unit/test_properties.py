@@ -19,8 +19,8 @@ from bridge import bounds
 from bridge import context
 from bridge import envelope
 from bridge import naming
-from bridge import tokens
 from bridge.reject import Reject
+from bridge import tokens
 from bridge.translate import to_amqp
 from bridge.translate import to_zaqar
 from bridge import wire

@@ -4,8 +4,8 @@ import pytest
 
 from bridge import envelope
 from bridge import naming
-from bridge import tokens
 from bridge.reject import Reject
+from bridge import tokens
 from bridge.translate import to_zaqar
 from tests.unit import confutil
 from tests.unit.confutil import fwd
