@@ -172,7 +172,7 @@ def main(argv=None):
     argv = config_options_first(sys.argv[1:] if argv is None else argv)
     try:
         conf = config.prepare_service(argv, conf=conf,
-                                       description=DESCRIPTION)
+                                      description=DESCRIPTION)
         routes = config.load_routes(conf)
     except config.ConfigError as exc:
         return _error(exc, 2)

@@ -18,6 +18,7 @@ from bridge.zaqar import options as zaqar_options
 
 LOG = log.getLogger(__name__)
 
+
 class ConfigError(Exception):
     """Configuration that stops the bridge; the text is one clear line."""
 

@@ -257,4 +257,3 @@ class Forwarder(mixins.ConsumerMixin):
         LOG.error('Route %s: message %s dead-lettered: %s (routing key %s)',
                   self.route.name, exc.message_id or '?', exc.reason,
                   routing_key)
-

@@ -37,6 +37,7 @@ from bridge.zaqar import doorbell
 
 LOG = log.getLogger(__name__)
 
+
 class Stopped(Exception):
     """Raised out of kombu's reconnect loop when the worker stops."""
 

@@ -125,7 +125,7 @@ def resolve(name, route):
                          'one tenant to drain, or tenant_discovery')
     if route['doorbell_port'] and route['doorbell_url'] is None:
         resolved['doorbell_url'] = 'http://%s:%d/' % (route['doorbell_host'],
-                                                route['doorbell_port'])
+                                                      route['doorbell_port'])
     for tenant in route['tenants']:
         try:
             naming.render(route['zaqar_queue'], tenant=tenant, route=name)

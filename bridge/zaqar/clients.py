@@ -96,16 +96,17 @@ class Clients:
 
     def _new_client(self, project):
         if self._session is None:
-            return zaqar_client.noauth_client(self.group.url, project,
-                                 request_timeout=self.group.request_timeout)
+            return zaqar_client.noauth_client(
+                self.group.url, project,
+                request_timeout=self.group.request_timeout)
         session = self._session
         if self._trusts is not None and project != OWN_PROJECT:
             session = self._trusts.session_for(project)
         return zaqar_client.Client(self.group.url, version=2,
-                      conf={'auth_opts': {'backend': 'keystone',
-                                          'options': {}}},
-                      session=session,
-                      request_timeout=self.group.request_timeout)
+                                   conf={'auth_opts': {'backend': 'keystone',
+                                                       'options': {}}},
+                                   session=session,
+                                   request_timeout=self.group.request_timeout)
 
     def check(self):
         """Raise when Zaqar can't be reached (used at start-up)."""

@@ -296,7 +296,6 @@ def drain(queue, expect, timeout=30):
     return got
 
 
-
 class HttpProxy:
     """An HTTP proxy in front of a real server (zaqar-server, Keystone).
 
@@ -407,7 +406,7 @@ def dead_letters(rabbit, queue, expect):
                 message = q.get(no_ack=True)
             return len(got) >= expect
         wait_until(more, what=lambda: '%d dead letters, got %s'
-                              % (expect, [m.headers for m in got]))
+                   % (expect, [m.headers for m in got]))
     return got
 
 

@@ -23,8 +23,9 @@ EXMODS = ['tests.functional.guestutil']
 def test_controller_calls_and_casts_guest(guest_daemon, rabbit, guest_url,
                                           names):
     agent = guestutil.GuestAgent('a')
-    srv = guestutil.guest_server(guest_url(names.tenant_a), 'guestagent.%s'
-                       % names.guest, 'host-a', agent, names.exchange)
+    srv = guestutil.guest_server(guest_url(names.tenant_a),
+                                 'guestagent.%s' % names.guest, 'host-a',
+                                 agent, names.exchange)
     try:
         client = guestutil.controller_client(rabbit, names)
         ctxt = {'project_id': names.tenant_a, 'user_id': 'admin'}
@@ -54,9 +55,9 @@ def test_controller_calls_and_casts_guest(guest_daemon, rabbit, guest_url,
 
 def test_guest_heartbeats_keep_a_monitored_controller_call_alive(
         guest_daemon, rabbit, guest_url, names):
-    srv = guestutil.guest_server(guest_url(names.tenant_a), 'guestagent.%s'
-                       % names.guest, 'host-a', guestutil.GuestAgent('a'),
-                       names.exchange)
+    srv = guestutil.guest_server(guest_url(names.tenant_a),
+                                 'guestagent.%s' % names.guest, 'host-a',
+                                 guestutil.GuestAgent('a'), names.exchange)
     try:
         # Without the guest's heartbeats (every 2 s) through the bridge,
         # the call would time out after 4 s, long before the answer.
@@ -74,8 +75,8 @@ def test_fanout_reaches_two_guests(guest_daemon, rabbit, guest_url, names):
     agents = [guestutil.GuestAgent('a'), guestutil.GuestAgent('b')]
     servers = [guestutil.guest_server(guest_url(names.tenant_a),
                                       'guestagent.%s'
-                            % names.guest, 'host-%d' % i, agent,
-                            names.exchange)
+                                      % names.guest, 'host-%d' % i, agent,
+                                      names.exchange)
                for i, agent in enumerate(agents)]
     try:
         time.sleep(1.5)  # fanout listeners read from when they started
@@ -170,12 +171,11 @@ def test_guest_notifier_reaches_rabbit_listener(guest_daemon, rabbit,
 def test_tenants_do_not_see_each_others_messages(guest_daemon, rabbit,
                                                  guest_url, names):
     agent_a, agent_b = guestutil.GuestAgent('a'), guestutil.GuestAgent('b')
-    servers = [guestutil.guest_server(guest_url(names.tenant_a),
-                                      'guestagent.%s'
-                            % names.guest, 'h', agent_a, names.exchange),
-               guestutil.guest_server(guest_url(names.tenant_b),
-                                      'guestagent.%s'
-                            % names.guest, 'h', agent_b, names.exchange)]
+    topic = 'guestagent.%s' % names.guest
+    servers = [guestutil.guest_server(guest_url(names.tenant_a), topic, 'h',
+                                      agent_a, names.exchange),
+               guestutil.guest_server(guest_url(names.tenant_b), topic, 'h',
+                                      agent_b, names.exchange)]
     try:
         client = guestutil.controller_client(rabbit, names)
         for i in range(3):

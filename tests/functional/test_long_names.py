@@ -33,7 +33,7 @@ def test_controller_reaches_a_server_queue_longer_than_64(
     agent = guestutil.GuestAgent('a')
     srv = guestutil.guest_server(guest_url(names.tenant_a), topic, server,
                                  agent,
-                       names.exchange)
+                                 names.exchange)
     try:
         assert client.call(ctxt, 'get_status', x=1) == {
             'guest': 'a', 'project': names.tenant_a, 'args': {'x': 1}}

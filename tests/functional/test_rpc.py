@@ -38,13 +38,13 @@ def test_guest_cast_reaches_conductor_as_its_own_tenant(
         rpc_daemon, conductor, zaqar, rabbit, names):
     bridgeutil.post(zaqar, names.tenant_a, names.conductor, {
         'bridge': 1, 'message': {
-        'method': 'drop_everything', 'args': {}, '_unique_id': 'x1'}})
+            'method': 'drop_everything', 'args': {}, '_unique_id': 'x1'}})
     bridgeutil.post(zaqar, names.tenant_a, names.conductor, {
         'bridge': 1, 'message': {
-        'method': 'heartbeat', 'args': {'instance_id': 'i-1'},
-        'version': '1.0', '_unique_id': 'x2',
-        '_context_project_id': names.tenant_b, '_context_is_admin': True,
-        '_context_roles': ['admin']}})
+            'method': 'heartbeat', 'args': {'instance_id': 'i-1'},
+            'version': '1.0', '_unique_id': 'x2',
+            '_context_project_id': names.tenant_b, '_context_is_admin': True,
+            '_context_roles': ['admin']}})
     bridgeutil.wait_until(lambda: conductor.calls, what='the heartbeat')
     time.sleep(1)
     assert len(conductor.calls) == 1
@@ -62,8 +62,8 @@ def test_guest_call_answered_into_guest_reply_queue(
         rpc_daemon, conductor, zaqar, names):
     bridgeutil.post(zaqar, names.tenant_b, names.conductor, {
         'bridge': 1, 'message': {
-        'method': 'heartbeat', 'args': {'n': 7}, '_msg_id': 'guest-m1',
-        '_reply_q': 'reply_guest1', '_unique_id': 'u1'}})
+            'method': 'heartbeat', 'args': {'n': 7}, '_msg_id': 'guest-m1',
+            '_reply_q': 'reply_guest1', '_unique_id': 'u1'}})
     (body,) = bridgeutil.drain(
         zaqar.client(names.tenant_b).queue('reply_guest1'), 1)
     assert body['message']['_msg_id'] == 'guest-m1'

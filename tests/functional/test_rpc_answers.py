@@ -24,7 +24,6 @@ pytestmark = pytest.mark.functional
 HEARTBEAT = 2
 
 
-
 class Scripted(bridgeutil.Guest):
     """A guest posting, for each call, what ``script(body)`` returns.
 
@@ -151,7 +150,7 @@ def amqp_sockets(pids, port):
 def test_calls_return_after_the_routes_sat_idle(tmp_path, rabbit, zaqar,
                                                 names, conductor):
     d = bridgeutil.start_rpc_daemon(tmp_path, rabbit, zaqar, names,
-                              'heartbeat = %d\n' % HEARTBEAT)
+                                    'heartbeat = %d\n' % HEARTBEAT)
     guest = bridgeutil.Guest(zaqar.client(names.tenant_a),
                              guest_queue(names), bridgeutil.guest_handler)
     try:
@@ -297,4 +296,3 @@ def test_token_accepted_on_one_route_only(rpc_daemon, rabbit, zaqar, names,
     assert any('not %r' % names.conductor in r for r in got), got
     assert any('already answered' in r for r in got), got
     assert [a['result'] for a in probe.answers()] == ['via replies']
-

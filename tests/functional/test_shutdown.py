@@ -75,7 +75,7 @@ def test_sigterm_during_a_zaqar_outage(tmp_path, rabbit, zaqar, names):
                 names.exchange, names.conductor, [names.tenant_a]))])
     amqp_queue = bridgeutil.QUEUES[str(config)][1]
     client = bridgeutil.rpc_client(rabbit, names.exchange,
-                                     'guestagent.%s' % names.guest)
+                                   'guestagent.%s' % names.guest)
     daemon = bridgeutil.Daemon(config, tmp_path / 'bridge.log').start(2)
     try:
         zaqar.stop()
@@ -110,4 +110,3 @@ def test_sigterm_during_a_zaqar_outage(tmp_path, rabbit, zaqar, names):
     finally:
         assert daemon.stop() == 0
         bridgeutil.delete_queues(rabbit, config)
-

@@ -3,6 +3,7 @@ the [zaqar] section with trusts, a tenant's post."""
 
 from tests.fixtures import servers
 
+
 class Names:
     def __init__(self):
         self.exchange = servers.unique_name('ex')

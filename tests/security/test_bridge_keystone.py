@@ -89,7 +89,7 @@ def guest_agent(zaqar, tenant, names):
     """Tenant's guest agent, with the tenant's own token."""
     return bridgeutil.Guest(zaqar.tenant_client(tenant),
                             'guestagent_%s' % names.guest,
-                 answer)
+                            answer)
 
 
 def answer(method, args):

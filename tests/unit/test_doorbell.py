@@ -117,10 +117,10 @@ def test_doorbell_takes_proven_rings_only(bell):
             doorbell.PROOF_HEADER: doorbell.proof(KEY, 't1', 'q')}
     assert web.post_json(port, good, {'queue_name': 'q'}) == 204
     assert web.post_json(port, dict(good, **{doorbell.TENANT_HEADER: 't2'}),
-                {'queue_name': 'q'}) == 403
+                         {'queue_name': 'q'}) == 403
     assert web.post_json(port, good, {'queue_name': 'q2'}) == 403
     assert web.post_json(port, {doorbell.TENANT_HEADER: 't1'},
-                {'queue_name': 'q'}) == 403
+                         {'queue_name': 'q'}) == 403
     assert web.post_json(port, good, b'not json') == 403
     assert bell.seen.rings == [('t1', 'q')]
     assert bell.seen.refused == [('r1', 'invalid'), ('r1', 'invalid'),

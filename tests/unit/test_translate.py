@@ -15,11 +15,12 @@ from tests.unit.confutil import rev
 UUID = '8f4c1f1e-3a5b-4c7d-9e0f-112233445566'
 TENANT = '0123456789abcdef0123456789abcdef'
 
+
 @pytest.fixture
 def setup(tmp_path):
     conf, routes = confutil.load(tmp_path, confutil.ROUTES,
-                                   routes='fwd, raw, rev, shared-fwd, '
-                                          'shared-rev, by-server')
+                                 routes='fwd, raw, rev, shared-fwd, '
+                                 'shared-rev, by-server')
     return conf, {r.name: r for r in routes}
 
 
