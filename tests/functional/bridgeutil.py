@@ -519,3 +519,17 @@ def samples(port):
     return {(s.name, frozenset(s.labels.items())): s.value
             for family in parser.text_string_to_metric_families(text)
             for s in family.samples}
+
+
+class Conductor:
+    """A control-plane RPC endpoint that records what reaches it."""
+
+    def __init__(self):
+        self.calls = []
+
+    def heartbeat(self, ctxt, **kwargs):
+        self.calls.append(('heartbeat', ctxt, kwargs))
+        return {'seen': kwargs}
+
+    def drop_everything(self, ctxt, **kwargs):
+        self.calls.append(('drop_everything', ctxt, kwargs))

@@ -23,24 +23,10 @@ def names(unique_name):
         amqp_queue=unique_name('bridge-test'))
 
 
-class Conductor:
-    """A control-plane RPC endpoint that records what reaches it."""
-
-    def __init__(self):
-        self.calls = []
-
-    def heartbeat(self, ctxt, **kwargs):
-        self.calls.append(('heartbeat', ctxt, kwargs))
-        return {'seen': kwargs}
-
-    def drop_everything(self, ctxt, **kwargs):
-        self.calls.append(('drop_everything', ctxt, kwargs))
-
-
 @pytest.fixture
 def conductor(rabbit, names):
     """A real oslo.messaging RPC server (rabbit://) on names.conductor."""
-    endpoint = Conductor()
+    endpoint = bridgeutil.Conductor()
     server = bridgeutil.rpc_server(rabbit, names.exchange, names.conductor,
                                    endpoint)
     yield endpoint

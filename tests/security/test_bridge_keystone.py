@@ -13,7 +13,6 @@ import pytest
 
 from tests.fixtures import keystone as ks_fixture
 from tests.functional import bridgeutil
-from tests.functional.conftest import Conductor
 from tests.security import keystoneutil
 
 pytestmark = pytest.mark.functional
@@ -59,7 +58,7 @@ def setup(tmp_path_factory, rabbit, keystone, zaqar_keystone):
     a, b = keystone.tenants['a'], keystone.tenants['b']
     trusts = {a.id: keystone.create_trust(a), b.id: keystone.create_trust(b)}
     names = keystoneutil.Names()
-    endpoint = Conductor()
+    endpoint = bridgeutil.Conductor()
     server = bridgeutil.rpc_server(rabbit, names.exchange, names.conductor,
                                    endpoint)
     daemon = start_daemon(tmp_path_factory.mktemp('bridge'), rabbit,

@@ -10,7 +10,6 @@ import uuid
 import pytest
 
 from tests.functional import bridgeutil
-from tests.functional.conftest import Conductor
 from tests.security import keystoneutil
 
 pytestmark = pytest.mark.functional
@@ -40,7 +39,7 @@ def daemon(tmp_path, rabbit, keystone, zaqar_keystone, conductor_server):
 @pytest.fixture
 def conductor_server(rabbit):
     names = keystoneutil.Names()
-    endpoint = Conductor()
+    endpoint = bridgeutil.Conductor()
     server = bridgeutil.rpc_server(rabbit, names.exchange, names.conductor,
                                    endpoint)
     yield names, endpoint

@@ -18,7 +18,6 @@ from zaqarclient.transport import errors as zaqar_errors
 from bridge import wire
 from tests.fixtures import servers
 from tests.functional import bridgeutil
-from tests.functional.conftest import Conductor
 from tests.functional import guestutil
 
 pytestmark = pytest.mark.functional
@@ -39,7 +38,7 @@ def setup(tmp_path_factory, rabbit, keystone, zaqar_keystone):
         extra=keystone.bridge_zaqar_section('service_project')
         + bridgeutil.dead_letter_section(names.dlq))
     daemon = bridgeutil.Daemon(config, tmp / 'bridge.log').start(4)
-    conductor = Conductor()
+    conductor = bridgeutil.Conductor()
     conductor_server = bridgeutil.rpc_server(rabbit, names.exchange,
                                              names.conductor, conductor)
     agent, guest, transport, urls = guestutil.start_signed_guest(

@@ -10,7 +10,6 @@ trusts``), so the new trust is the one it must find.
 import pytest
 
 from tests.functional import bridgeutil
-from tests.functional.conftest import Conductor
 from tests.security import keystoneutil
 
 pytestmark = pytest.mark.functional
@@ -27,7 +26,7 @@ def test_deleted_trust_then_a_new_one(tmp_path, rabbit, keystone,
                                       zaqar_keystone):
     a = keystone.tenants['a']
     names = keystoneutil.Names()
-    conductor = Conductor()
+    conductor = bridgeutil.Conductor()
     server = bridgeutil.rpc_server(rabbit, names.exchange, names.conductor,
                                    conductor)
     first = keystone.create_trust(a)
