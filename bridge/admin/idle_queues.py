@@ -28,6 +28,7 @@ import shlex
 import subprocess
 
 from bridge.admin import Failure
+from bridge.routes import common as route_common
 
 TIMEOUT = 60.0
 BINDING_FIELDS = ('source_name', 'source_kind', 'destination_name',
@@ -76,7 +77,7 @@ def _route_side(route):
     """``(exchange, keys)`` the route consumes or publishes, or None."""
     if not route.exchange:
         return None  # the default exchange: a queue per routing key
-    if route.direction == 'to_zaqar':
+    if route.direction == route_common.TO_ZAQAR:
         return route.exchange, route.binding_keys
     return route.exchange, [route.routing_key]
 
@@ -144,7 +145,8 @@ def inspect(command, vhost, routes, own=()):
 def own_queues(conf, routes):
     """The bridge's own queues: consumed by the daemon, never strays."""
     names = {conf.amqp.dead_letter_queue, conf.rpc.amqp_reply_queue}
-    names.update(r.amqp_queue for r in routes if r.direction == 'to_zaqar')
+    names.update(r.amqp_queue for r in routes
+                 if r.direction == route_common.TO_ZAQAR)
     return names
 
 

@@ -16,6 +16,7 @@ from bridge.amqp import connection as amqp_connection
 from bridge import backoff
 from bridge.daemon import checks
 from bridge.daemon import config
+from bridge.routes import common as route_common
 
 LOG = log.getLogger(__name__)
 
@@ -23,7 +24,7 @@ LOG = log.getLogger(__name__)
 def _route_rows(routes):
     rows = []
     for r in routes:
-        if r.direction == 'to_zaqar':
+        if r.direction == route_common.TO_ZAQAR:
             source = '%s exchange %s [%s] queue %s' % (
                 r.exchange_type, r.exchange, ','.join(r.binding_keys),
                 r.amqp_queue)
