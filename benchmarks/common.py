@@ -52,12 +52,6 @@ def run_id():
     return uuid.uuid4().hex[:10]
 
 
-def kombu_url(rabbit_url):
-    """oslo.messaging's rabbit://... as kombu's amqp://..."""
-    scheme, rest = rabbit_url.split('://', 1)
-    return 'amqp://' + rest
-
-
 def bin_path(name):
     here = pathlib.Path(sys.executable).parent / name
     return str(here) if here.exists() else shutil.which(name)
@@ -513,7 +507,7 @@ def delete_amqp(queues=(), exchanges=()):
     """Remove what a run declared on the broker."""
     import kombu
     try:
-        with kombu.Connection(kombu_url(RABBIT_URL),
+        with kombu.Connection(servers.kombu_url(RABBIT_URL),
                               connect_timeout=5) as conn:
             for name in queues:
                 with contextlib.suppress(*conn.channel_errors):

@@ -34,6 +34,7 @@ import time
 import uuid
 
 from benchmarks import common
+from tests.fixtures import servers
 
 GOAL = 0.9
 ROUTE = 'bench'
@@ -207,7 +208,7 @@ class Bench:
         self.daemon.exchanges.append(self.exchange)
         self.daemon.start({'Route %s: consuming queue' % ROUTE: a.workers})
         import kombu
-        self.amqp = kombu.Connection(common.kombu_url(common.RABBIT_URL))
+        self.amqp = kombu.Connection(servers.kombu_url(common.RABBIT_URL))
         self.channel = self.amqp.channel()
 
     def stop_bridge(self):

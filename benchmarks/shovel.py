@@ -32,6 +32,7 @@ import time
 import urllib.parse
 
 from benchmarks import common
+from tests.fixtures import servers
 from benchmarks import forward
 
 PLUGIN = 'rabbitmq_shovel'
@@ -130,7 +131,7 @@ class Shovel:
 
     def start(self, timeout=60):
         import amqp
-        url = common.kombu_url(common.RABBIT_URL)
+        url = servers.kombu_url(common.RABBIT_URL)
         rest = url.split('://', 1)[1].rstrip('/')
         creds, host = rest.rsplit('@', 1)
         user, password = creds.split(':', 1)

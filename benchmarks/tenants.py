@@ -245,7 +245,7 @@ class Sink:
 
     def __init__(self, exchange, routing_key):
         import kombu
-        self.conn = kombu.Connection(common.kombu_url(common.RABBIT_URL))
+        self.conn = kombu.Connection(servers.kombu_url(common.RABBIT_URL))
         self.exchange = kombu.Exchange(exchange, type='topic',
                                        durable=False, auto_delete=False)
         self.queue = kombu.Queue('bench-sink-%s' % uuid.uuid4().hex[:10],
