@@ -467,8 +467,7 @@ def clean_broker(rabbit, config, names):
             dead = 0
             channel = conn.channel()
         bridgeutil.delete_queues(rabbit, config)   # with the dead letters
-        for exchange in (names['exchange'], names['dlq']):
-            channel.exchange_delete(exchange)
+        channel.exchange_delete(names['exchange'])
     return dead
 
 
