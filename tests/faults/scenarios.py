@@ -318,28 +318,30 @@ class Faults:
         """SIGKILL a worker of the route while it holds messages.
 
         The stream goes on meanwhile (a worker holds messages only while
-        they flow).  The worker is stopped (SIGSTOP) while its in-flight
-        gauge is read, so the count is what it holds when it is killed;
-        a worker caught between batches is let go and caught again.
+        they flow; a to_amqp worker only if its shard has the tenant).
+        Each worker in turn is stopped (SIGSTOP) while its in-flight gauge
+        is read, so the count is what it holds when it is killed; one
+        caught holding nothing is let go and another tried.
         """
         self.started.set()
-        pid = self.daemon.pid_logging('Route %s:' % self.route)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            os.kill(pid, signal.SIGSTOP)
-            try:
-                held = in_flight(self.metrics_dir, pid)
-            except BaseException:
+            for pid in sorted(self.route_pids):
+                os.kill(pid, signal.SIGSTOP)
+                try:
+                    held = in_flight(self.metrics_dir, pid)
+                except BaseException:
+                    os.kill(pid, signal.SIGCONT)
+                    raise
+                if held:
+                    os.kill(pid, signal.SIGKILL)
+                    self.held = (pid, held)
+                    return
                 os.kill(pid, signal.SIGCONT)
-                raise
-            if held:
-                os.kill(pid, signal.SIGKILL)
-                self.held = (pid, held)
-                return
-            os.kill(pid, signal.SIGCONT)
             time.sleep(0.01)
-        raise AssertionError('worker %d of route %s held no message in %ds'
-                             % (pid, self.route, timeout))
+        raise AssertionError('no worker of route %s (%s) held a message in '
+                             '%ds' % (self.route, sorted(self.route_pids),
+                                      timeout))
 
     def check_kill_worker(self):
         gone = {pid for pid in self.route_pids if not alive(pid)}
