@@ -42,22 +42,18 @@ def test_fault_loses_nothing(scenario, direction, private_rabbit, zaqar,
     assert not math.isnan(result.recovery), 'the flow never resumed'
 
 
-class Idle(scenarios.Faults):
-    """Faults that do not happen: each returns at once."""
-
-    def kill_worker(self):
-        pass
-
-    rabbitmq_restart = zaqar_down = daemon_restart = kill_worker
+def faults_doing(act):
+    """A Faults class whose every fault is ``act`` (its checks kept)."""
+    return type('Faults', (scenarios.Faults,),
+                dict.fromkeys(scenarios.SCENARIOS.values(), act))
 
 
-class Broken(scenarios.Faults):
-    """Faults whose injection fails (rabbitmqctl, zaqar-server.sh...)."""
-
-    def kill_worker(self):
-        raise RuntimeError('injection failed')
-
-    rabbitmq_restart = zaqar_down = daemon_restart = kill_worker
+def broken(error):
+    """Faults whose injection fails with ``error`` (rabbitmqctl,
+    zaqar-server.sh failing, a pytest.skip inside...)."""
+    def fail(self):
+        raise error
+    return faults_doing(fail)
 
 
 @pytest.mark.parametrize('scenario', scenarios.SCENARIOS)
@@ -67,12 +63,24 @@ def test_fault_that_does_not_happen_fails(scenario, private_rabbit, zaqar,
     only the proof of the fault is missing."""
     with pytest.raises(scenarios.FaultNotSeen) as failed:
         scenarios.run(scenario, scenarios.FORWARD, private_rabbit, zaqar,
-                      tmp_path, count=60, faults=Idle)
+                      tmp_path, count=60,
+                      faults=faults_doing(lambda self: None))
     result = failed.value.result
     assert (result.lost, result.duplicated) == (0, 0), result
 
 
-def test_fault_that_fails_to_inject_fails(private_rabbit, zaqar, tmp_path):
+@pytest.mark.parametrize('scenario', scenarios.SCENARIOS)
+def test_fault_that_fails_to_inject_fails(scenario, private_rabbit, zaqar,
+                                          tmp_path):
     with pytest.raises(RuntimeError, match='injection failed'):
-        scenarios.run('RabbitMQ restart', scenarios.FORWARD, private_rabbit,
-                      zaqar, tmp_path, count=60, faults=Broken)
+        scenarios.run(scenario, scenarios.FORWARD, private_rabbit, zaqar,
+                      tmp_path, count=60,
+                      faults=broken(RuntimeError('injection failed')))
+
+
+def test_skip_inside_a_fault_is_not_a_pass(private_rabbit, zaqar, tmp_path):
+    """A pytest.skip raised in the fault's thread reaches the test."""
+    with pytest.raises(pytest.skip.Exception, match='cannot stop it'):
+        scenarios.run('zaqar-server down 30s', scenarios.FORWARD,
+                      private_rabbit, zaqar, tmp_path, count=60,
+                      faults=broken(pytest.skip.Exception('cannot stop it')))
