@@ -32,8 +32,8 @@ import time
 import urllib.parse
 
 from benchmarks import common
-from tests.fixtures import servers
 from benchmarks import forward
+from tests.fixtures import servers
 
 PLUGIN = 'rabbitmq_shovel'
 

@@ -28,7 +28,7 @@ def print_table(path):
         results = [scenarios.Result(**json.loads(line))
                    for line in report.read().splitlines()]
     print()
-    print('Fault suite:')
+    print('Fault suite (on a private RabbitMQ node):')
     print(scenarios.table(results))
 
 

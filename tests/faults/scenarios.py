@@ -6,20 +6,31 @@ each message carries a sequence number; the receiver records every
 delivery, so lost = sent - distinct received and duplicated = received -
 distinct received.  Everything targets loopback servers and stops by
 itself (bounded waits).
+
+A scenario proves its fault happened: the fault runs in a thread that is
+joined and whose error is raised again, and :class:`Faults` checks the
+effect in the daemon (its log, its workers' pids and metrics) before the
+counts are trusted.  A fault that did not happen fails the scenario
+(tests/faults/test_faults.py::test_fault_that_does_not_happen_fails).
+The broker is a private node of the test's own
+(tests/fixtures/rabbit_node.py): the RabbitMQ restart stops it, never
+the machine's shared broker.
 """
 
 import dataclasses
 import json
 import os
 import pathlib
+import re
 import signal
-import subprocess
 import threading
 import time
 import uuid
 
 import kombu
+from prometheus_client import mmap_dict
 
+from tests.fixtures import servers
 from tests.functional import bridgeutil
 
 FORWARD = 'to_zaqar'
@@ -42,6 +53,7 @@ class Result:
     seconds: float = 0.0
     rss_before_mib: float = 0.0
     rss_peak_mib: float = 0.0
+    dead_lettered: int = 0
 
     @property
     def lost(self):
@@ -203,45 +215,220 @@ def post_reverse(zaqar, tenant, queue, count, pace):
             pace(seq)
 
 
-def rabbitmqctl(*args):
-    subprocess.run(['rabbitmqctl'] + list(args), check=True,
-                   capture_output=True, timeout=120)
+class FaultNotSeen(AssertionError):
+    """The fault did not take effect; the run's counts mean nothing."""
+
+    def __init__(self, result, why):
+        super().__init__('%s (%s): the fault did not happen: %s' % (
+            result.scenario, result.direction, why))
+        self.result = result
+
+
+class FaultThread(threading.Thread):
+    """Runs a fault mid-stream; :meth:`result` joins it and raises again
+    whatever it raised (a failed rabbitmqctl, a pytest.skip...)."""
+
+    def __init__(self, act):
+        super().__init__(daemon=True, name='fault')
+        self.act = act
+        self.error = None
+        self.lifted = None
+
+    def run(self):
+        try:
+            self.act()
+            self.lifted = time.monotonic()
+        except BaseException as exc:   # pytest's outcomes are BaseException
+            self.error = exc
+
+    def result(self, timeout):
+        """The time the fault was lifted."""
+        self.join(timeout)
+        if self.is_alive():
+            raise AssertionError('the fault was not lifted within %ds'
+                                 % timeout)
+        if self.error is not None:
+            raise self.error
+        return self.lifted
+
+
+def route_lines(log, route, pattern):
+    """Log lines of ``route``'s workers matching ``pattern`` (regex)."""
+    return [m.group(0) for m in re.finditer(
+        r'^.*Route %s: (?:%s).*$' % (route, pattern), log, re.M)]
+
+
+def pid_of(line):
+    return int(line.split()[2])
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def in_flight(metrics_dir, pid):
+    """The ``bridge_in_flight`` gauge of worker ``pid`` (its own file)."""
+    path = pathlib.Path(metrics_dir) / ('gauge_livesum_%d.db' % pid)
+    values = mmap_dict.MmapedDict.read_all_values_from_file(str(path))
+    return sum(value for key, value, *_ in values
+               if json.loads(key)[0] == 'bridge_in_flight')
 
 
 class Faults:
-    """The four faults; each returns when the fault is lifted."""
+    """The four faults and the proof that each happened.
 
-    def __init__(self, daemon, zaqar, route):
+    A fault method (``kill_worker``...) injects the fault and returns when
+    it is lifted; its ``check_*`` method then asserts the fault took
+    effect, from what the daemon shows (log, pids, metrics) against
+    :meth:`before`, so a fault that does nothing fails the check.
+    """
+
+    def __init__(self, daemon, rabbit, zaqar, route, metrics_dir):
         self.daemon = daemon
+        self.rabbit = rabbit
         self.zaqar = zaqar
         self.route = route
+        self.metrics_dir = metrics_dir
+        self.held = None   # what the killed worker held
+        # Set by a fault once in effect (the kill: at once): the stream
+        # goes on from there.
+        self.started = threading.Event()
 
-    def kill_worker(self):
-        pid = self.daemon.pid_logging('Route %s:' % self.route)
-        os.kill(pid, signal.SIGKILL)
+    def before(self):
+        """What the daemon looks like before the fault."""
+        self.mark = len(self.daemon.log())
+        self.master = self.daemon.proc.pid
+        self.workers = set(self.daemon.worker_pids())
+        self.route_pids = self.ready_pids()
+
+    def ready_pids(self, log=None):
+        log = self.daemon.log() if log is None else log
+        return {pid_of(line) for line in route_lines(
+            log, self.route, '(consuming queue|connected to RabbitMQ)')}
+
+    def since_fault(self):
+        return self.daemon.log()[self.mark:]
+
+    # -- kill -9 worker
+
+    def kill_worker(self, timeout=60):
+        """SIGKILL a worker of the route while it holds messages.
+
+        The stream goes on meanwhile (a worker holds messages only while
+        they flow; a to_amqp worker only if its shard has the tenant).
+        Each worker in turn is stopped (SIGSTOP) while its in-flight gauge
+        is read, so the count is what it holds when it is killed; one
+        caught holding nothing is let go and another tried.
+        """
+        self.started.set()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for pid in sorted(self.route_pids):
+                os.kill(pid, signal.SIGSTOP)
+                try:
+                    held = in_flight(self.metrics_dir, pid)
+                except BaseException:
+                    os.kill(pid, signal.SIGCONT)
+                    raise
+                if held:
+                    os.kill(pid, signal.SIGKILL)
+                    self.held = (pid, held)
+                    return
+                os.kill(pid, signal.SIGCONT)
+            time.sleep(0.01)
+        raise AssertionError('no worker of route %s (%s) held a message in '
+                             '%ds' % (self.route, sorted(self.route_pids),
+                                      timeout))
+
+    def check_kill_worker(self):
+        gone = {pid for pid in self.route_pids if not alive(pid)}
+        assert gone, 'no worker of route %s died (pids %s)' % (
+            self.route, sorted(self.route_pids))
+        new = bridgeutil.wait_until(
+            lambda: self.ready_pids(self.since_fault()) - self.route_pids,
+            timeout=60, what='a new worker of route %s' % self.route)
+        assert all(alive(pid) for pid in new), new
+        assert self.held and self.held[0] in gone and self.held[1] > 0, \
+            'the killed worker held no unacknowledged message: %s' % (
+                self.held,)
+
+    # -- RabbitMQ restart
 
     def rabbitmq_restart(self):
-        rabbitmqctl('stop_app')
-        time.sleep(2)
-        rabbitmqctl('start_app')
+        """Stop the (private) broker's app for 2 s, then start it again."""
+        self.rabbit.stop_app()
+        try:
+            assert not self.rabbit.answers(), 'RabbitMQ still answers'
+            self.started.set()
+            time.sleep(2)
+        finally:
+            self.rabbit.start_app()
+
+    def check_rabbitmq_restart(self):
+        self.check_outage('RabbitMQ (unreachable|unavailable)')
+
+    def check_outage(self, pattern):
+        assert route_lines(self.since_fault(), self.route, pattern), \
+            'route %s did not see the outage (no "%s" in its log)' % (
+                self.route, pattern)
+        bridgeutil.wait_until(
+            lambda: route_lines(self.since_fault(), self.route, '.* is back|'
+                                'consuming queue|connected to RabbitMQ'),
+            timeout=60, what='route %s to log its recovery' % self.route)
+
+    # -- zaqar-server down 30 s
 
     def zaqar_down(self, seconds=30):
-        self.zaqar.stop()
-        try:
+        with self.zaqar.stopped():
+            assert not self.zaqar_answers(), 'zaqar-server still answers'
+            self.started.set()
             time.sleep(seconds)
-        finally:
-            self.zaqar.start()
+
+    def zaqar_answers(self):
+        import requests
+        try:
+            requests.get(self.zaqar.url + '/v2/', timeout=2)
+            return True
+        except requests.RequestException:
+            return False
+
+    def check_zaqar_down(self):
+        self.check_outage('Zaqar (unreachable|unavailable)')
+
+    # -- daemon SIGTERM + restart
 
     def daemon_restart(self):
         assert self.daemon.stop() == 0
+        self.started.set()
         self.daemon.start(2 * READY)   # the log holds both runs
 
+    def check_daemon_restart(self):
+        assert self.daemon.proc.pid != self.master, 'the daemon never ' \
+            'stopped (same master pid %d)' % self.master
+        workers = set(self.daemon.worker_pids())
+        assert workers and not workers & self.workers, \
+            'workers not restarted: before %s, after %s' % (
+                sorted(self.workers), sorted(workers))
+        assert not alive(self.master)
 
-SCENARIOS = ('kill -9 worker', 'RabbitMQ restart', 'zaqar-server down 30s',
-             'daemon SIGTERM + restart')
+
+# scenario -> the Faults method injecting it
+SCENARIOS = {'kill -9 worker': 'kill_worker',
+             'RabbitMQ restart': 'rabbitmq_restart',
+             'zaqar-server down 30s': 'zaqar_down',
+             'daemon SIGTERM + restart': 'daemon_restart'}
 
 
 def config_for(tmp_path, rabbit, zaqar, names):
+    """Two routes of the scenario's own; its own dead letters and metrics
+    directory (to read one worker's gauges)."""
+    extra = bridgeutil.dead_letter_section(names['dlq']) + \
+        '\n[metrics]\nport = %d\nmultiproc_dir = %s\n' % (
+            servers.free_port(), tmp_path / 'metrics')
     return bridgeutil.write_config(tmp_path / 'bridge.conf', rabbit, zaqar, [
         ('fwd', '''
             direction = to_zaqar
@@ -268,82 +455,115 @@ def config_for(tmp_path, rabbit, zaqar, names):
             retry_max_interval = 2
             ''' % (names['exchange'], names['conductor'], names['conductor'],
                    names['tenant'], CLAIM_LIMIT, WORKERS)),
-    ])
+    ], extra=extra)
+
+
+def clean_broker(rabbit, config, names):
+    """Delete what the scenario declared; return the dead letters'
+    count."""
+    with kombu.Connection(rabbit.kombu_url) as conn:
+        channel = conn.default_channel
+        try:
+            dead = channel.queue_declare(names['dlq'], passive=True)
+            dead = dead.message_count
+        except conn.channel_errors:
+            dead = 0
+            channel = conn.channel()
+        bridgeutil.delete_queues(rabbit, config)   # with the dead letters
+        channel.exchange_delete(names['exchange'])
+    return dead
 
 
 def run(scenario, direction, rabbit, zaqar, tmp_path, count=10000,
-        timeout=600):
-    """Run one scenario one way; return its Result."""
+        timeout=600, faults=Faults):
+    """Run one scenario one way; return its Result.
+
+    ``rabbit``: a private node (tests/fixtures/rabbit_node.py), which the
+    RabbitMQ restart stops.  ``faults``: the :class:`Faults` class (a
+    test gives one whose faults do not happen).  Raises what the fault
+    raised, or AssertionError if it did not take effect.
+    """
     names = {'exchange': 'fault-%s' % uuid.uuid4().hex[:12],
+             'dlq': 'fault-dead-letters-%s' % uuid.uuid4().hex[:12],
              'tenant': 'fault-tenant-%s' % uuid.uuid4().hex[:12],
              'conductor': 'fault-conductor-%s' % uuid.uuid4().hex[:8]}
     config = config_for(tmp_path, rabbit, zaqar, names)
     daemon = bridgeutil.Daemon(config, tmp_path / 'bridge.log')
-    daemon.start(READY)
     route = 'fwd' if direction == FORWARD else 'rev'
-    faults = Faults(daemon, zaqar, route)
-    act = {SCENARIOS[0]: faults.kill_worker,
-           SCENARIOS[1]: faults.rabbitmq_restart,
-           SCENARIOS[2]: faults.zaqar_down,
-           SCENARIOS[3]: faults.daemon_restart}[scenario]
+    fault = faults(daemon, rabbit, zaqar, route, tmp_path / 'metrics')
+    act = getattr(fault, SCENARIOS[scenario])
+    check = getattr(fault, 'check_' + SCENARIOS[scenario])
     if direction == FORWARD:
         receiver = ZaqarReceiver(zaqar, names['tenant'], 'guestagent_fault')
     else:
         receiver = AmqpReceiver(rabbit, names['exchange'],
                                 names['conductor'])
-        receiver.declare()
     result = Result(scenario, direction, count)
-    result.rss_before_mib = rss_mib(daemon.worker_pids())
     rx = threading.Thread(target=receiver.run, daemon=True)
-    rx.start()
+    fault_thread = FaultThread(act)
     fault_at = count // 3
-    lifted = {}
 
     def pace(seq):
         if seq == fault_at:
-            # The fault happens mid-stream, while messages are flowing.
-            threading.Thread(target=lambda: (act(), lifted.setdefault(
-                't', time.monotonic())), daemon=True).start()
+            # The fault happens mid-stream, while messages are flowing,
+            # and the rest flows once it is in effect.
+            fault.before()
+            fault_thread.start()
+            while fault_thread.is_alive() and not fault.started.wait(0.1):
+                pass
         if seq % 200 == 0:
             result.rss_peak_mib = max(result.rss_peak_mib,
                                       rss_mib(daemon.worker_pids()))
 
-    t0 = time.monotonic()
     try:
+        daemon.start(READY)
+        if direction == REVERSE:
+            receiver.declare()
+        result.rss_before_mib = rss_mib(daemon.worker_pids())
+        rx.start()
+        t0 = time.monotonic()
         if direction == FORWARD:
             publish_forward(rabbit, names['exchange'], names['tenant'],
                             count, pace)
         else:
             post_reverse(zaqar, names['tenant'], names['conductor'], count,
                          pace)
+        lifted = fault_thread.result(timeout)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             result.rss_peak_mib = max(result.rss_peak_mib,
                                       rss_mib(daemon.worker_pids()))
-            if 't' in lifted and receiver.counts()[1] >= count:
+            if receiver.counts()[1] >= count:
                 break
             time.sleep(0.5)
         time.sleep(2)   # late duplicates
         result.seconds = time.monotonic() - t0
         result.received, result.distinct = receiver.counts()
-        if 't' in lifted:
-            result.recovery = receiver.first_after(lifted['t'])
+        result.recovery = receiver.first_after(lifted)
+        try:
+            check()
+        except AssertionError as exc:
+            raise FaultNotSeen(result, exc) from exc
     finally:
+        if fault_thread.is_alive():   # the servers come back before cleanup
+            fault_thread.join(timeout)
         receiver.stop.set()
         rx.join(10)
-        daemon.stop(timeout=60)
-        bridgeutil.delete_queues(rabbit, config)
-        if isinstance(receiver, AmqpReceiver):
-            receiver.delete()
+        try:
+            daemon.stop(timeout=60)
+        finally:
+            result.dead_lettered = clean_broker(rabbit, config, names)
+            if isinstance(receiver, AmqpReceiver):
+                receiver.delete()
     return result
 
 
 def table(results):
     head = ('scenario', 'direction', 'sent', 'received', 'lost',
-            'duplicated', 'dup bound', 'recovery s',
+            'duplicated', 'dup bound', 'dead-lettered', 'recovery s',
             'workers RSS MiB before/peak')
     rows = [(r.scenario, r.direction, r.sent, r.received, r.lost,
-             r.duplicated, r.window, '%.1f' % r.recovery,
+             r.duplicated, r.window, r.dead_lettered, '%.1f' % r.recovery,
              '%.0f/%.0f' % (r.rss_before_mib, r.rss_peak_mib))
             for r in results]
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]

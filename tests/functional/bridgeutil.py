@@ -62,8 +62,10 @@ def write_config(path, rabbit, zaqar, routes, extra=''):
             body += '\namqp_queue = %s' % queues[-1]
         text += '\n[route:%s]\n%s\n' % (name, body)
     extra = textwrap.dedent(extra)
-    # A dead-letter queue of the test's own goes with the test.
+    # A dead-letter queue and exchange of the test's own go with the test.
     queues += re.findall(r'^dead_letter_queue\s*=\s*(\S+)', extra, re.M)
+    EXCHANGES[str(path)] = re.findall(r'^dead_letter_exchange\s*=\s*(\S+)',
+                                      extra, re.M)
     if '[metrics]' not in extra:
         extra += '\n[metrics]\nport = %d\n' % servers.free_port()
     path.write_text(text + extra)
@@ -72,6 +74,7 @@ def write_config(path, rabbit, zaqar, routes, extra=''):
 
 
 QUEUES = {}
+EXCHANGES = {}
 
 
 def route(direction, exchange, **options):
@@ -110,13 +113,16 @@ def dead_letter_section(name):
 
 
 def delete_queues(rabbit, config):
-    """Remove the durable queues a test's daemon declared."""
+    """Remove the durable queues (and dead-letter exchange) a test's
+    daemon declared."""
     with kombu.Connection(rabbit.kombu_url) as conn:
         for name in QUEUES.pop(str(config), []):
             try:
                 conn.default_channel.queue_delete(name)
             except conn.channel_errors:
                 pass
+        for name in EXCHANGES.pop(str(config), []):
+            conn.default_channel.exchange_delete(name)
 
 
 class Daemon:

@@ -1,7 +1,10 @@
-"""Clustered-RabbitMQ options: quorum queues, several transport_url hosts."""
+"""Clustered-RabbitMQ options: quorum queues, several transport_url hosts.
 
-import subprocess
+On a private RabbitMQ node (tests/fixtures/rabbit_node.py): its queue
+types are read with its rabbitmqctl, and its port is known.
+"""
 
+import kombu
 import oslo_messaging
 import pytest
 
@@ -9,6 +12,12 @@ from tests.fixtures import servers
 from tests.functional import bridgeutil
 
 pytestmark = pytest.mark.functional
+
+
+@pytest.fixture
+def rabbit(private_rabbit):
+    """This module's broker: a private node."""
+    return private_rabbit
 
 
 def route(names):
@@ -30,24 +39,21 @@ def cast_and_read(rabbit, zaqar, names):
     assert body['message']['args'] == {'n': 1}
 
 
-def queue_types():
-    out = subprocess.run(['rabbitmqctl', '-q', 'list_queues', 'name', 'type'],
-                         capture_output=True, text=True, timeout=60).stdout
-    return dict(line.split('\t')[:2] for line in out.splitlines()
-                if '\t' in line)
+def delete_exchange(rabbit, name):
+    with kombu.Connection(rabbit.kombu_url) as conn:
+        conn.default_channel.exchange_delete(name)
 
 
 def test_quorum_queues(tmp_path, rabbit, zaqar, names):
-    if rabbit.source != 'local':
-        pytest.skip('reads queue types with rabbitmqctl')
     config = bridgeutil.write_config(
         tmp_path / 'bridge.conf', rabbit, zaqar, route(names),
-        extra='[amqp]\nquorum_queues = true\ndead_letter_queue = %s\n'
-              'dead_letter_exchange = %s\n' % (names.dlq, names.dlq))
+        extra=bridgeutil.dead_letter_section(names.dlq)
+        + 'quorum_queues = true\n')
     daemon = bridgeutil.Daemon(config, tmp_path / 'bridge.log').start(1)
     try:
         cast_and_read(rabbit, zaqar, names)
-        types = queue_types()
+        types = {row['name']: row['type']
+                 for row in rabbit.table('queues', 'name', 'type')}
         # [0] is the reply queue, declared only when a to_amqp route runs.
         forward_queue = bridgeutil.QUEUES[str(config)][1]
         for name in (forward_queue, names.dlq):
@@ -55,24 +61,22 @@ def test_quorum_queues(tmp_path, rabbit, zaqar, names):
     finally:
         assert daemon.stop() == 0
         bridgeutil.delete_queues(rabbit, config)
-        subprocess.run(['rabbitmqctl', '-q', 'delete_queue', names.dlq],
-                       capture_output=True, timeout=60)
+        delete_exchange(rabbit, names.exchange)
 
 
 def test_transport_url_hosts_fail_over(tmp_path, rabbit, zaqar, names):
-    if rabbit.source != 'local':
-        pytest.skip('needs the local broker on 127.0.0.1:5672')
     dead = servers.free_port()
-    config = bridgeutil.write_config(tmp_path / 'bridge.conf', rabbit, zaqar,
-                                     route(names))
-    config.write_text(config.read_text().replace(
-        'transport_url = rabbit://guest:guest@127.0.0.1:5672/',
-        'transport_url = rabbit://guest:guest@127.0.0.1:%d,'
-        'guest:guest@127.0.0.1:5672/' % dead))
-    assert ',guest:guest@127.0.0.1:5672' in config.read_text()
+    config = bridgeutil.write_config(
+        tmp_path / 'bridge.conf', rabbit, zaqar, route(names),
+        extra=bridgeutil.dead_letter_section(names.dlq))
+    hosts = 'rabbit://guest:guest@127.0.0.1:%d,guest:guest@127.0.0.1:%d/' % (
+        dead, rabbit.port)
+    config.write_text(config.read_text().replace(rabbit.url, hosts))
+    assert 'transport_url = %s\n' % hosts in config.read_text()
     daemon = bridgeutil.Daemon(config, tmp_path / 'bridge.log').start(1)
     try:
         cast_and_read(rabbit, zaqar, names)
     finally:
         assert daemon.stop() == 0
         bridgeutil.delete_queues(rabbit, config)
+        delete_exchange(rabbit, names.exchange)
