@@ -1,6 +1,6 @@
 """What the zaqar:// driver posts and how it reads, without a server.
 
-``MemoryZaqar`` stands in for ``impl_zaqar.Zaqar`` (the driver's only
+``MemoryZaqar`` stands in for ``transport.Zaqar`` (the driver's only
 door to Zaqar): queues are lists, claims and pops behave like Zaqar's.
 """
 
@@ -18,7 +18,9 @@ from zaqarclient.transport import errors as zerrors
 
 from bridge import envelope
 from bridge import wire
-from bridge.drivers import impl_zaqar
+from bridge import backoff as backoff_mod
+from bridge.drivers.zaqar import driver as zdriver
+from bridge.drivers.zaqar import incoming
 
 
 class Msg:
@@ -122,7 +124,7 @@ def make_driver(zaqar):
         query.setdefault('poll_interval_max', 0.01)
         url = 'zaqar://h:1/?project_id=p&' + '&'.join(
             '%s=%s' % kv for kv in query.items())
-        drv = impl_zaqar.ZaqarDriver(
+        drv = zdriver.ZaqarDriver(
             conf, oslo_messaging.TransportURL.parse(conf, url),
             default_exchange='openstack', allowed_remote_exmods=exmods)
         drv.zaqar = zaqar
@@ -619,7 +621,8 @@ def test_notification_pools_are_not_supported(driver):
 
 def test_backoff_holds_then_doubles():
     now = [0.0]
-    backoff = impl_zaqar.Backoff(0.05, 1.0, clock=lambda: now[0])
+    backoff = backoff_mod.Backoff(0.05, 1.0, hold=1.0, jitter=0,
+                              clock=lambda: now[0])
     assert [backoff.next() for _ in range(6)] == [0.05, 0.1, 0.2, 0.4, 0.8,
                                                   1.0]
     backoff.reset()
@@ -630,7 +633,7 @@ def test_backoff_holds_then_doubles():
 
 
 def test_seen_ids_is_bounded():
-    seen = impl_zaqar.SeenIds(size=3)
+    seen = incoming.SeenIds(size=3)
     assert all(seen.add(k) for k in 'abc')
     assert not seen.add('a')
     assert seen.add('d')          # evicts b, the least recent

@@ -8,8 +8,8 @@ import oslo_messaging
 import pytest
 from zaqarclient.transport import errors as zerrors
 
-from bridge.drivers import impl_zaqar
-from bridge.drivers import zaqar_options
+from bridge.drivers.zaqar import driver as zdriver
+from bridge.drivers.zaqar import options as zaqar_options
 
 
 def driver(url, **opts):
@@ -19,7 +19,7 @@ def driver(url, **opts):
         conf, 'zaqar://h/'))
     for name, value in opts.items():
         conf.set_override(name, value, group=zaqar_options.GROUP)
-    return impl_zaqar.ZaqarDriver(
+    return zdriver.ZaqarDriver(
         conf, oslo_messaging.TransportURL.parse(conf, url))
 
 
@@ -33,7 +33,7 @@ def test_entry_point_loads_the_driver():
     transport = oslo_messaging.get_rpc_transport(
         conf, url='zaqar://127.0.0.1:8888/?project_id=p1')
     try:
-        assert isinstance(transport._driver, impl_zaqar.ZaqarDriver)
+        assert isinstance(transport._driver, zdriver.ZaqarDriver)
     finally:
         transport.cleanup()
 
