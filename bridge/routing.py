@@ -91,8 +91,10 @@ OPTS = [
                     '{server} (topic and server split at the first dot). '
                     'to_amqp fields: {tenant}, {route}. The result is '
                     'mapped to Zaqar\'s rules: "." becomes "_", other '
-                    'characters outside [A-Za-z0-9_-] become "-", and more '
-                    'than 64 characters is an error for that message.'),
+                    'characters outside [A-Za-z0-9_-] become "-", and a '
+                    'result longer than 64 characters keeps its first 47 '
+                    'followed by "-" and 16 hex digits of its SHA-256 '
+                    '(README, Zaqar queue names).'),
     cfg.IntOpt('message_ttl', default=3600, min=60, max=1209600,
                help='to_zaqar: TTL in seconds of the messages posted to '
                     'Zaqar.'),

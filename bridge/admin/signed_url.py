@@ -74,13 +74,22 @@ def issue(conf, tenant, queue, methods, paths, expires_in):
             'paths': signed['paths'], 'methods': signed['methods']}
 
 
+def _mapped_hint(name):
+    """Where a topic's messages go, for an operator who gave the topic."""
+    try:
+        return '; the queue of the topic %r is %s' % (name,
+                                                      naming.queue_name(name))
+    except naming.QueueNameError:
+        return ''
+
+
 def signed_url(conf, routes):
     args = conf.command
     for queue in args.queue:
         if not naming.is_valid(queue):
             raise UsageError('--queue %r is not a Zaqar queue name '
-                             '([A-Za-z0-9_-], at most 64 characters)'
-                             % queue)
+                             '([A-Za-z0-9_-], at most 64 characters)%s'
+                             % (queue, _mapped_hint(queue)))
     if args.expires_in < 1:
         raise UsageError('--expires-in %d: must be at least 1 second'
                          % args.expires_in)

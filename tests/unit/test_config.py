@@ -52,8 +52,8 @@ def test_forward_route_defaults(tmp_path):
      'reply_queue = r-{server}\n', "route 'r1' option 'reply_queue': unknown "
                                   "field(s) {server}"),
     ('[route:r1]\ndirection = to_zaqar\nexchange = x\ntenant = static:p\n'
-     'reply_queue = %s\n' % ('x' * 65), "route 'r1' option 'reply_queue': "
-                                       "queue name 'xxx"),
+     'reply_queue =\n', "route 'r1' option 'reply_queue': empty queue "
+                        "name"),
     ('[route:r1]\ndirection = to_amqp\nexchange = x\nzaqar_queue = q\n'
      'tenants = a\nguest_reply_queue = {tenant}.reply\n',
      "route 'r1' option 'guest_reply_queue': pattern '{tenant}.reply': only "

@@ -17,6 +17,7 @@ import pytest
 from zaqarclient.transport import errors as zerrors
 
 from bridge import envelope
+from bridge import naming
 from bridge import wire
 from bridge import backoff as backoff_mod
 from bridge.drivers.zaqar import driver as zdriver
@@ -190,8 +191,8 @@ def test_notification_queue_is_the_notifier_topic(driver, zaqar):
 
 
 def test_invalid_topic(driver):
-    with pytest.raises(oslo_messaging.InvalidTarget):
-        driver.send(oslo_messaging.Target(topic='x' * 80), {}, rpc())
+    with pytest.raises(oslo_messaging.InvalidTarget, match='empty'):
+        driver.send(oslo_messaging.Target(topic=''), {}, rpc())
 
 
 class Answer(threading.Thread):
@@ -379,15 +380,18 @@ def test_signed_urls_listen_only_where_signed(driver, zaqar, caplog):
         poller(driver)
 
 
-def test_too_long_server_and_fanout_queues_are_skipped(driver, caplog):
+def test_long_server_and_fanout_queues_are_shortened(driver, zaqar):
     topic = 't' * 60
     listener = poller(driver, oslo_messaging.Target(topic=topic,
                                                     server='host-1'))
-    assert [source.name for source in listener.sources] == [topic]
-    assert 'Not listening on the server queue of topic %s' % topic in \
-        caplog.text
-    assert 'Not listening on the fanout queue of topic %s' % topic in \
-        caplog.text
+    server, fanout = naming.queue_name(topic + '.host-1'), \
+        naming.queue_name(topic + '_fanout')
+    assert [source.name for source in listener.sources] == [
+        topic, server, fanout]
+    assert len(server) == len(fanout) == 64
+    zaqar.put_raw(server, request_body('b'))
+    zaqar.put_raw(fanout, request_body('c'))
+    assert {poll(listener).unique_id for _ in range(2)} == {'b', 'c'}
 
 
 def test_call_needs_a_signed_reply_queue(driver, zaqar):

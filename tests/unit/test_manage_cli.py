@@ -67,7 +67,11 @@ def test_purge_needs_yes(run):
     (['signed-url', '--tenant', 't', '--queue', 'q', '--paths', 'queues'],
      "--paths 'queues': use a comma-separated list of messages, claims"),
     (['signed-url', '--tenant', 't', '--queue', 'a.b'],
-     "--queue 'a.b' is not a Zaqar queue name"),
+     "--queue 'a.b' is not a Zaqar queue name ([A-Za-z0-9_-], at most 64 "
+     "characters); the queue of the topic 'a.b' is a_b"),
+    (['signed-url', '--tenant', 't', '--queue', 'guestagent.' + 'u' * 80],
+     "the queue of the topic 'guestagent.%s' is guestagent_%s-"
+     % ('u' * 80, 'u' * 36)),
     (['signed-url', '--tenant', 't', '--queue', 'q', '--expires-in', '0'],
      '--expires-in 0: must be at least 1 second'),
 ])

@@ -1,4 +1,6 @@
+import hashlib
 import json
+import re
 import time
 
 import pytest
@@ -21,10 +23,118 @@ def test_queue_name_mapping(topic, queue):
     assert naming.is_valid(queue)
 
 
-@pytest.mark.parametrize('bad', ['', 'x' * 65, None])
+@pytest.mark.parametrize('bad', ['', None, b'guestagent'])
 def test_queue_name_refuses(bad):
     with pytest.raises(naming.QueueNameError):
         naming.queue_name(bad)
+
+
+UUID = '8f4c1f1e-3a5b-4c7d-9e0f-112233445566'
+
+
+@pytest.mark.parametrize('length', [1, 63, 64])
+def test_names_that_fit_map_as_before(length):
+    # The rule before long names were shortened: the character mapping
+    # alone, so every queue that worked keeps its name.
+    name = ('g.x/' * 64)[:length]
+    assert naming.queue_name(name) == ('g_x-' * 64)[:length]
+
+
+@pytest.mark.parametrize('name, queue', [
+    # 65 characters: 47 kept, "-", 16 hex of sha256('a' * 65) (also what
+    # `printf 'a%.0s' $(seq 65) | sha256sum` prints).
+    ('a' * 65, 'a' * 47 + '-635361c48bb9eab1'),
+    # Trove's guest agent server queue, 84 characters once mapped.
+    ('guestagent.%s.%s' % (UUID, UUID),
+     'guestagent_%s-31d6325a1b7c3b55' % UUID),
+    ('x' * 100000, 'x' * 47 + '-d69e689881578332'),
+])
+def test_long_names_keep_a_prefix_and_a_stable_digest(name, queue):
+    assert naming.queue_name(name) == queue
+    assert len(queue) == naming.MAX_LENGTH and naming.is_valid(queue)
+
+
+def test_digest_is_over_the_whole_mapped_name():
+    long_dots = 'guestagent.%s.%s' % (UUID, UUID)
+    mapped = long_dots.replace('.', '_')
+    digest = hashlib.sha256(mapped.encode('ascii')).hexdigest()[:16]
+    assert naming.queue_name(long_dots) == mapped[:47] + '-' + digest
+    # Same rule as for names that fit: "." and "_" meet, at any length.
+    assert naming.queue_name(mapped) == naming.queue_name(long_dots)
+    assert naming.queue_name('a.b') == naming.queue_name('a_b')
+
+
+def test_long_names_with_a_shared_prefix_stay_apart():
+    base = 'topic_%s_server_' % UUID
+    queues = {naming.queue_name(base + str(i)) for i in range(10000)}
+    assert len(queues) == 10000
+    assert {q[:47] for q in queues} == {base[:47]}
+    # The last character alone tells these two apart.
+    assert naming.queue_name(base + UUID + 'a') != \
+        naming.queue_name(base + UUID + 'b')
+
+
+@pytest.mark.parametrize('name', [
+    'a' * 64, 'a' * 65, 'guestagent.%s.%s' % (UUID, UUID), 'é' * 80])
+def test_mapping_a_mapped_name_changes_nothing(name):
+    once = naming.queue_name(name)
+    assert naming.queue_name(once) == once
+
+
+def test_non_ascii_names():
+    assert naming.queue_name('café.ü') == 'caf-_-'
+    # Each code point becomes one "-", then the length rule applies, on
+    # ASCII only (no encoding question for the digest).
+    queue = naming.queue_name('é' * 65)
+    assert queue == '-' * 47 + '-' + hashlib.sha256(
+        b'-' * 65).hexdigest()[:16]
+    assert naming.queue_name('ü' * 65) == queue
+    assert naming.is_valid(naming.queue_name('\ud800' * 70))
+
+
+def test_fanout_of_a_long_topic_maps_the_whole_name():
+    topic = 'guestagent.%s.%s' % (UUID, UUID)
+    assert naming.fanout_queue_name(topic) == \
+        naming.queue_name(topic + '_fanout')
+    # Appending to an already shortened name gives another queue.
+    assert naming.fanout_queue_name(topic) != \
+        naming.queue_name(naming.queue_name(topic) + '_fanout')
+
+
+def test_tenant_templates_keep_tenants_apart_when_shortened():
+    a, b = 'a' * 32, 'b' * 32
+    template = '{tenant}-guestagent_%s_%s' % (UUID, UUID)
+    queue_a = naming.render(template, tenant=a)
+    assert queue_a.startswith(a + '-') and len(queue_a) == 64
+    assert naming.render(template, tenant=b) != queue_a
+    # A guest's reply queue fits (the driver builds it to fit); "*"
+    # never matches "-", so a shortened name matches no "{tenant}-*"
+    # pattern: the "-" before the digest lies in what "*" stands for.
+    pattern = naming.QueuePattern('{tenant}-*')
+    reply_a = naming.render('{tenant}-reply_' + 'x' * 20, tenant=a)
+    assert pattern.matches(reply_a, a)
+    assert not pattern.matches(reply_a, b)
+    shortened = naming.render('{tenant}-reply_' + 'x' * 40, tenant=a)
+    assert not pattern.matches(shortened, a)
+    assert not pattern.matches(shortened, b)
+
+
+def test_tenant_pattern_counts_only_the_kept_prefix():
+    # Tenant ids of 46 characters keep "<tenant>-" in a shortened name.
+    pattern = naming.QueuePattern('{tenant}-*')
+    t46 = 'c' * 46
+    assert pattern.matches(t46 + '-reply_1', t46)
+    # A 47-character tenant X would otherwise match the shortened name of
+    # any tenant whose id starts with X (here X + 'y').
+    long_tenant = 'd' * 47
+    other = naming.render('{tenant}-' + 'r' * 20, tenant=long_tenant + 'y')
+    assert other.startswith(long_tenant + '-') and len(other) == 64
+    assert re.fullmatch(re.escape(long_tenant) + '-[A-Za-z0-9_]*', other)
+    assert not pattern.matches(other, long_tenant)
+    # Same with the tenant later in the pattern: where it ends counts.
+    later = naming.QueuePattern('r_{tenant}-*')
+    assert later.matches('r_%s-x' % ('e' * 44), 'e' * 44)
+    assert not later.matches('r_%s-x' % ('e' * 45), 'e' * 45)
 
 
 def test_render_unknown_field():

@@ -142,11 +142,14 @@ def test_reverse_translate_returns_publish_or_reject(setup, body, zaqar_id):
 @given(name=st.text() | st.binary() | json_values)
 @example(name='a' * 64)
 @example(name='a' * 65)
+@example(name='é' * 200)
 @example(name='guestagent.1234')
 def test_queue_name_is_valid_or_refused(name):
     try:
         mapped = naming.queue_name(name)
     except naming.QueueNameError:
+        # Only what is not a string, or empty: never the length.
+        assert not isinstance(name, str) or name == ''
         return
     assert VALID_NAME.match(mapped)
     assert naming.queue_name(name) == mapped

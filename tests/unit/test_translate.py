@@ -3,11 +3,15 @@ import json
 import pytest
 
 from bridge import envelope
+from bridge import naming
 from bridge import tokens
 from bridge.translate import Reject
 from bridge.translate import to_amqp
 from bridge.translate import to_zaqar
 from tests.unit import confutil
+
+UUID = '8f4c1f1e-3a5b-4c7d-9e0f-112233445566'
+TENANT = '0123456789abcdef0123456789abcdef'
 
 ROUTES = '''
 [route:fwd]
@@ -41,6 +45,11 @@ routing_key = trove-conductor
 tenants = tenant-a, tenant-b
 allowed_methods = heartbeat
 guest_reply_queue = {tenant}-reply_*
+[route:by-server]
+direction = to_zaqar
+exchange = trove
+tenant = context:project_id
+zaqar_queue = {server}
 '''
 
 
@@ -48,7 +57,7 @@ guest_reply_queue = {tenant}-reply_*
 def setup(tmp_path):
     conf, routes = confutil.load(tmp_path, ROUTES,
                                    routes='fwd, raw, rev, shared-fwd, '
-                                          'shared-rev')
+                                          'shared-rev, by-server')
     return conf, {r.name: r for r in routes}
 
 
@@ -109,10 +118,23 @@ def test_forward_rejects(setup, body, reason):
         fwd(setup, body)
 
 
-def test_forward_queue_name_too_long(setup):
-    with pytest.raises(Reject, match='zaqar_queue'):
+def test_forward_long_queue_name_is_shortened(setup):
+    server_topic = 'guestagent.%s.%s' % (UUID, UUID)
+    out = fwd(setup, oslo_body(method='m', _context_project_id='t'),
+              routing_key=server_topic)
+    assert out.queue == naming.queue_name(server_topic) == \
+        'guestagent_%s-31d6325a1b7c3b55' % UUID
+    out = fwd(setup, oslo_body(method='m', _context_project_id=TENANT),
+              routing_key=server_topic, name='shared-fwd')
+    assert out.queue == naming.queue_name('%s-%s' % (TENANT, server_topic))
+    assert out.queue.startswith(TENANT + '-guestagent_') and \
+        len(out.queue) == 64
+
+
+def test_forward_empty_queue_name(setup):
+    with pytest.raises(Reject, match='zaqar_queue: empty queue name'):
         fwd(setup, oslo_body(method='m', _context_project_id='t'),
-            routing_key='g.' + 'x' * 80)
+            routing_key='guestagent', name='by-server')
 
 
 def test_forward_oversized(setup):
