@@ -48,6 +48,7 @@ claims), ``reply_waiter`` (answers to this driver's calls), ``transport``
 bridge.wire, bridge.envelope, bridge.backoff), never the daemon.
 """
 
+from concurrent import futures
 import logging
 import math
 import threading
@@ -64,11 +65,15 @@ from bridge import wire
 from bridge.drivers.zaqar import incoming
 from bridge.drivers.zaqar import listener as listeners
 from bridge.drivers.zaqar import options
+from bridge.drivers.zaqar import presence
 from bridge.drivers.zaqar import push
 from bridge.drivers.zaqar import reply_waiter
 from bridge.drivers.zaqar import transport
 
 LOG = logging.getLogger(__name__)
+
+# Threads deleting acknowledged messages.
+ACK_THREADS = 4
 
 
 class ZaqarDriver(base.BaseDriver):
@@ -79,17 +84,33 @@ class ZaqarDriver(base.BaseDriver):
         conf = options.register_opts(conf, url)
         super().__init__(conf, url, default_exchange, allowed_remote_exmods)
         self.opts = conf[options.GROUP]
-        self.zaqar = transport.make_client(self.opts, url)
+        self.auth_strategy = transport.auth_strategy(self.opts, url)
+        self.zaqar = transport.make_client(self.opts, url,
+                                           self._http_pool_size(conf))
         self._waiter = None
         self._waiter_lock = threading.Lock()
         self._push_warned = False
+        self.dealer = presence.Dealer(self.zaqar)
+        # Deletes of acknowledged messages (incoming.Claim).
+        self.acks = futures.ThreadPoolExecutor(
+            max_workers=ACK_THREADS, thread_name_prefix='zaqar-ack')
+
+    def _http_pool_size(self, conf):
+        """Connections to keep open: one per thread that may use them."""
+        if self.opts.http_pool_size:
+            return self.opts.http_pool_size
+        # An RPC server's executor threads reply; the listeners and the
+        # reply waiter poll; callers send from threads of their own.
+        threads = getattr(conf, 'executor_thread_pool_size',
+                          options.EXECUTOR_THREADS)
+        return threads + options.EXTRA_CONNECTIONS
 
     def doorbell(self, queues, ring, name):
         """A :class:`PushDoorbell` for ``queues``, or None without push."""
         if not self.opts.websocket_url:
             return None
         why = None
-        if self.opts.auth_strategy != 'noauth':
+        if self.auth_strategy != 'noauth':
             why = 'push needs auth_strategy = noauth for now'
         elif push.websocket is None:
             why = 'the websocket-client package is not installed'
@@ -99,9 +120,10 @@ class ZaqarDriver(base.BaseDriver):
                 LOG.warning('websocket_url is ignored (%s); polling only',
                             why)
             return None
-        return push.PushDoorbell(self.opts.websocket_url, self.opts.project_id,
-                            queues, ring,
-                            self.opts.websocket_subscription_ttl, name=name)
+        return push.PushDoorbell(self.opts.websocket_url, self.zaqar.project,
+                                 queues, ring,
+                                 self.opts.websocket_subscription_ttl,
+                                 name=name)
 
     def poll_backoff(self):
         """Intervals between polls: poll_interval_min for
@@ -232,13 +254,16 @@ class ZaqarDriver(base.BaseDriver):
 
         if wait_for_reply:
             waiter.listen(msg_id)
-            LOG.debug('CALL msg_id %s to queue %s', msg_id, queue)
-        else:
-            LOG.debug('CAST unique_id %s to queue %s', msg['_unique_id'],
-                      queue)
         try:
-            self.post(queue, wire.body(msg), ttl, retry=retry,
-                      deadline=deadline)
+            what = 'CALL msg_id %s,' % msg_id if wait_for_reply else 'CAST'
+            if target.server or target.fanout:
+                LOG.debug('%s unique_id %s to queue %s', what,
+                          msg['_unique_id'], queue)
+                self.post(queue, wire.body(msg), ttl, retry=retry,
+                          deadline=deadline)
+            else:  # to one of the servers of the topic, in turn
+                self._deal(queue, queue, msg, ttl, what=what, retry=retry,
+                           deadline=deadline)
             if wait_for_reply:
                 result = waiter.wait(msg_id, timeout, call_monitor_timeout)
                 if isinstance(result, Exception):
@@ -254,11 +279,52 @@ class ZaqarDriver(base.BaseDriver):
         msg = dict(message)
         rpc_amqp._add_unique_id(msg)
         rpc_amqp.pack_context(msg, ctxt)
-        LOG.debug('NOTIFY unique_id %s to queue %s', msg['_unique_id'],
-                  queue)
-        self.post(queue, wire.body(msg), self.opts.message_ttl, retry=retry)
+        # As on RabbitMQ: one listener without a pool gets it, and one
+        # listener of each pool.
+        for pool in [None] + self.dealer.pools(queue):
+            shared = presence.pool_queue(queue, pool) if pool else queue
+            self._deal(queue, shared, msg, self.opts.message_ttl, pool=pool,
+                       retry=retry, what='NOTIFY')
+
+    def _deal(self, queue, shared, msg, ttl, pool=None, what='CAST',
+              **post_args):
+        """Post ``msg`` to the next listener of ``shared`` (the roll call
+        of ``queue`` names them), or into ``shared`` itself."""
+        inbox = self.dealer.inbox(queue, pool)
+        LOG.debug('%s unique_id %s to queue %s', what, msg['_unique_id'],
+                  inbox or shared)
+        if inbox is None:
+            self.post(shared, wire.body(msg), ttl, **post_args)
+        else:
+            self.post(inbox, wire.body(msg, shared_queue=shared), ttl,
+                      **post_args)
 
     # Listening.
+
+    def _listening(self, shared, pool=None):
+        """Sources for the shared queues ``{name: roll-call queue}`` and,
+        if they have a roll call, an inbox of the listener's own."""
+        consumer = uuid.uuid4().hex
+        inbox = naming.queue_name('%sinbox_%s' % (self.opts.queue_prefix,
+                                                  consumer))
+        # Every other listener polls within poll_interval_max (plus the
+        # backoff's jitter) of a claim of its share.
+        turn = (self.opts.poll_interval_max * 1.2
+                + self.opts.poll_interval_min)
+        roll_calls, sources = [], []
+        for name, queue in shared.items():
+            roll_call = presence.RollCall(self.zaqar, queue, consumer, inbox,
+                                          pool, self.opts.message_ttl)
+            roll_calls.append(roll_call)
+            sources.append(listeners.SharedQueue(
+                self.zaqar, name, self.opts.claim_ttl, roll_call, turn,
+                self.acks))
+        if any(roll_call.enabled for roll_call in roll_calls):
+            sources.insert(0, listeners.Inbox(
+                self.zaqar, inbox, self.opts.claim_ttl,
+                [r for r in roll_calls if r.enabled], self.opts.message_ttl,
+                self.acks))
+        return sources
 
     def listen(self, target, batch_size, batch_timeout):
         claimed = [self._queue_of(target, target.topic)]
@@ -267,9 +333,12 @@ class ZaqarDriver(base.BaseDriver):
                 target, '%s.%s' % (target.topic, target.server)))
         fanout = self._optional_queue(target, target.topic, fanout=True)
         usable = self._usable([name for name in claimed + [fanout] if name])
-        sources = [listeners.ClaimedQueue(self.zaqar, name,
-                                          self.opts.claim_ttl)
-                   for name in claimed if name in usable]
+        sources = []
+        if claimed[0] in usable:  # the topic's queue, shared by the servers
+            sources = self._listening({claimed[0]: claimed[0]})
+        sources += [listeners.ClaimedQueue(self.zaqar, name,
+                                           self.opts.claim_ttl, self.acks)
+                    for name in claimed[1:] if name in usable]
         if fanout in usable:
             sources.append(listeners.FanoutQueue(self.zaqar, fanout,
                                                  self.opts.fanout_ttl))
@@ -280,21 +349,23 @@ class ZaqarDriver(base.BaseDriver):
 
     def listen_for_notifications(self, targets_and_priorities, pool,
                                  batch_size, batch_timeout):
-        if pool:
-            raise NotImplementedError('The zaqar driver does not support '
-                                      'notification listener pools')
-        names = self._usable([
-            self._queue_of(target, '%s.%s' % (target.topic, priority))
-            for target, priority in targets_and_priorities])
-        sources = [listeners.ClaimedQueue(self.zaqar, name,
-                                          self.opts.claim_ttl)
-                   for name in names]
+        # Listeners of one pool share a queue of their own, those without
+        # a pool the topic's queue (as on RabbitMQ).
+        queues = {}
+        for target, priority in targets_and_priorities:
+            queue = self._queue_of(target, '%s.%s' % (target.topic, priority))
+            queues[presence.pool_queue(queue, pool) if pool else queue] = \
+                queue
+        sources = self._listening({name: queues[name]
+                                   for name in self._usable(list(queues))},
+                                  pool)
         listener = listeners.ZaqarListener(
             self, sources, 'notification', incoming.ZaqarNotificationMessage)
         return base.PollStyleListenerAdapter(listener, batch_size,
                                              batch_timeout)
 
     def cleanup(self):
+        self.acks.shutdown(wait=True)
         with self._waiter_lock:
             waiter, self._waiter = self._waiter, None
         if waiter is None:

@@ -9,6 +9,7 @@ an at-least-once Zaqar (or a retried post) delivers twice.
 import collections
 import logging
 import threading
+import time
 
 from oslo_messaging._drivers import amqp as rpc_amqp
 from oslo_messaging._drivers import base
@@ -71,22 +72,49 @@ class Claim:
     Releasing a claim releases every message still in it, so a requeue
     only releases it once all its messages are settled; the acknowledged
     ones are deleted by then.
+
+    For the first half of its ``ttl`` the claim is surely still ours, so
+    with ``acks`` (an executor) a delete is left to it and the message is
+    handled at once, as RabbitMQ's acknowledgements cost nothing; later a
+    delete is waited for, and fails if the claim expired.
     """
 
-    def __init__(self, zaqar, queue, claim_id, count):
+    def __init__(self, zaqar, queue, claim_id, count, ttl=None, acks=None,
+                 clock=time.monotonic):
         self.zaqar = zaqar
         self.queue = queue
         self.id = claim_id
         self._pending = count
         self._requeued = False
         self._lock = threading.Lock()
+        self._acks = acks
+        self._clock = clock
+        self._trusted_until = clock() + ttl / 2.0 if ttl else None
 
     def delete(self, message_id):
         """Delete one message of the claim (it was handled or is bad)."""
+        if (self._acks is not None and self._trusted_until is not None
+                and self._clock() < self._trusted_until):
+            try:
+                self._acks.submit(self._delete_in_background, message_id)
+                return
+            except RuntimeError:  # the driver is being cleaned up
+                pass
+        self._delete(message_id)
+
+    def _delete(self, message_id):
         try:
             self.zaqar.delete(self.queue, message_id, self.id)
         finally:
             self._settle(False)
+
+    def _delete_in_background(self, message_id):
+        try:
+            self._delete(message_id)
+        except Exception as exc:
+            LOG.warning('Could not delete message %s from queue %s, it comes '
+                        'back when claim %s expires: %s', message_id,
+                        self.queue, self.id, backoff.error_text(exc))
 
     def requeue(self):
         self._settle(True)

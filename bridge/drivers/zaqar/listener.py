@@ -8,6 +8,7 @@ after ``fanout_ttl``.
 
 import collections
 import logging
+import math
 import threading
 import time
 
@@ -18,6 +19,7 @@ from bridge import backoff
 from bridge import envelope
 from bridge import wire
 from bridge.drivers.zaqar import incoming
+from bridge.drivers.zaqar import presence
 from bridge.drivers.zaqar import transport
 
 LOG = logging.getLogger(__name__)
@@ -30,22 +32,95 @@ FANOUT_AGE_SLACK = 1.0
 class ClaimedQueue:
     """A queue whose messages go to one listener each (claim, delete)."""
 
-    def __init__(self, zaqar, name, claim_ttl):
+    def __init__(self, zaqar, name, claim_ttl, acks=None):
         self.zaqar = zaqar
         self.name = name
         self.claim_ttl = claim_ttl
+        self.acks = acks
 
     def fetch(self):
-        claim_id, messages = self.zaqar.claim(
-            self.name, transport.MAX_MESSAGES, self.claim_ttl)
+        return self._claim(transport.MAX_MESSAGES)
+
+    def _claim(self, limit):
+        claim_id, messages = self.zaqar.claim(self.name, limit,
+                                              self.claim_ttl)
         if not messages:
             return []
-        claim = incoming.Claim(self.zaqar, self.name, claim_id, len(messages))
+        claim = incoming.Claim(self.zaqar, self.name, claim_id, len(messages),
+                               self.claim_ttl, self.acks)
         return [incoming.Raw(self.name, m.id, m.body, m.age, claim)
                 for m in messages]
 
     def drop(self, raw):
         raw.claim.delete(raw.id)
+
+    def close(self):
+        pass
+
+
+class SharedQueue(ClaimedQueue):
+    """A claimed queue other listeners may read too: each takes a share.
+
+    RabbitMQ deals a queue's messages round-robin to its consumers.  Here
+    the roll call (presence.RollCall) says how many listeners compete:
+    alone, this one claims as much as Zaqar gives; one of ``n``, it claims
+    ``ceil(free / n)`` of the free messages, then lets ``turn`` seconds
+    pass before claiming here again, long enough for every other
+    listener, which polls at least every poll_interval_max, to take its
+    share first.
+    """
+
+    def __init__(self, zaqar, name, claim_ttl, roll_call, turn, acks=None,
+                 clock=time.monotonic):
+        super().__init__(zaqar, name, claim_ttl, acks)
+        self.roll_call = roll_call
+        self.turn = turn
+        self._clock = clock
+        self._next_turn = 0.0
+
+    def fetch(self):
+        competitors = self.roll_call.competitors()
+        if competitors <= 1:
+            return super().fetch()
+        now = self._clock()
+        if now < self._next_turn:
+            return []
+        free = self.zaqar.free(self.name)
+        if not free:
+            return []
+        limit = min(transport.MAX_MESSAGES, math.ceil(free / competitors))
+        raws = self._claim(limit)
+        if raws and limit < transport.MAX_MESSAGES:
+            self._next_turn = now + self.turn
+        return raws
+
+
+
+class Inbox(ClaimedQueue):
+    """A listener's own queue, where senders deal it messages in turn.
+
+    When the listener stops it leaves the roll calls it answered and,
+    once senders have seen that (presence.REFRESH), hands what is left in
+    its inbox back to the shared queues.
+    """
+
+    def __init__(self, zaqar, name, claim_ttl, roll_calls, message_ttl,
+                 acks=None):
+        super().__init__(zaqar, name, claim_ttl, acks)
+        self.roll_calls = roll_calls
+        self.message_ttl = message_ttl
+
+    def close(self):
+        for roll_call in self.roll_calls:
+            roll_call.leave()
+        time.sleep(presence.REFRESH)
+        try:
+            presence.hand_back(self.zaqar, self.name,
+                               self.roll_calls[0].queue, self.message_ttl)
+        except Exception as exc:
+            LOG.warning('Could not hand the messages of Zaqar queue %s back '
+                        '(they expire there): %s', self.name,
+                        backoff.error_text(exc))
 
 
 class FanoutQueue:
@@ -94,6 +169,9 @@ class FanoutQueue:
     def drop(self, raw):
         # Nobody can use it: spare the other listeners the log line.
         self.zaqar.delete(self.name, raw.id)
+
+    def close(self):
+        pass
 
 
 class ZaqarListener(base.PollStyleListener):
@@ -204,3 +282,5 @@ class ZaqarListener(base.PollStyleListener):
     def cleanup(self):
         if self._doorbell is not None:
             self._doorbell.stop()
+        for source in self.sources:
+            source.close()

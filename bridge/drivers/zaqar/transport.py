@@ -122,6 +122,18 @@ def endpoint(url, scheme):
     return out
 
 
+def auth_strategy(opts, url):
+    """``auth_strategy``, or what the URL implies when it is unset.
+
+    A password in the URL means Keystone credentials; otherwise the user
+    part, if any, names the project (noauth).
+    """
+    if opts.auth_strategy:
+        return opts.auth_strategy
+    host = url.hosts[0] if url.hosts else None
+    return 'keystone' if host is not None and host.password else 'noauth'
+
+
 def make_client(opts, url, pool_size=10):
     """The driver's :class:`Zaqar`, authenticated per ``auth_strategy``.
 
@@ -129,8 +141,10 @@ def make_client(opts, url, pool_size=10):
     With signed URLs there is one client per signed queue.
     """
     verify = False if opts.insecure else (opts.ssl_ca_file or True)
-    strategy = opts.auth_strategy
+    strategy = auth_strategy(opts, url)
     host = url.hosts[0] if url.hosts else None
+    user = host.username if host is not None else None
+    password = host.password if host is not None else None
     session = None
 
     def build(auth_opts):
@@ -138,12 +152,9 @@ def make_client(opts, url, pool_size=10):
                       session=session, request_timeout=opts.request_timeout,
                       verify=verify, pool_size=pool_size)
 
-    if host and host.username and strategy != 'keystone':
-        LOG.warning('zaqar:// ignores the user of its transport URL unless '
-                    'auth_strategy = keystone')
     if strategy == 'keystone':
-        username = (host and host.username) or opts.username
-        password = (host and host.password) or opts.password
+        username = user or opts.username
+        password = password or opts.password
         if not (opts.auth_url and username and password
                 and (opts.project_id or opts.project_name)):
             raise oslo_messaging.InvalidTransportURL(
@@ -156,30 +167,39 @@ def make_client(opts, url, pool_size=10):
             project_domain_name=opts.project_domain_name)
         session = ks_session.Session(auth=auth, verify=verify)
         return Zaqar(build({'backend': 'keystone', 'options': {}}))
+    if password:
+        LOG.warning('zaqar:// ignores the password of its transport URL '
+                    'unless auth_strategy = keystone')
+    # The user part of the URL names the project.
+    project = user or opts.project_id
     if strategy == 'signed_url':
         try:
-            urls = signed_urls.load(opts)
+            urls = signed_urls.load(opts, project)
         except signed_urls.SignedUrlError as exc:
             raise oslo_messaging.InvalidTransportURL(str(url), str(exc))
         return Zaqar(None, {queue: build(signed_urls.auth_opts(entry))
-                            for queue, entry in urls.items()})
-    if not opts.project_id:
+                            for queue, entry in urls.items()}, project)
+    if not project:
         raise oslo_messaging.InvalidTransportURL(
-            str(url), 'auth_strategy = noauth needs project_id')
+            str(url), 'auth_strategy = noauth needs a project: '
+            'zaqar://<project>@host:port/ or project_id')
     return Zaqar(build({'backend': 'noauth',
-                        'options': {'os_project_id': opts.project_id}}))
+                        'options': {'os_project_id': project}}), None,
+                 project)
 
 
 class Zaqar:
     """The few Zaqar operations the driver makes.
 
     One client for every queue, or (signed URLs) one client per queue and
-    none for the others.
+    none for the others.  ``project`` is the one the driver names itself
+    (None with Keystone, where the token carries it).
     """
 
-    def __init__(self, client, per_queue=None):
+    def __init__(self, client, per_queue=None, project=None):
         self._client = client
         self._per_queue = per_queue or {}
+        self.project = project
 
     def covers(self, queue):
         """False for a queue this driver has no credentials for."""
@@ -194,8 +214,20 @@ class Zaqar:
         return client
 
     def post(self, queue, bodies, ttl):
-        self.client(queue).queue(queue).post([{'body': b, 'ttl': ttl}
-                                              for b in bodies])
+        """Post ``bodies``; the ids of the new messages."""
+        posted = self.client(queue).queue(queue).post(
+            [{'body': b, 'ttl': ttl} for b in bodies])
+        return [href.rsplit('/', 1)[-1]
+                for href in (posted or {}).get('resources') or ()]
+
+    def free(self, queue):
+        """How many messages of ``queue`` nobody has claimed, counting up
+        to :data:`MAX_MESSAGES`.
+
+        Listed rather than read from the queue's stats: Zaqar's Redis
+        backend answers 503 to a stats request while a claim expires.
+        """
+        return len(self.list(queue, None)[0])
 
     def claim(self, queue, limit, ttl):
         """Claim up to ``limit``: ``(claim id, [Message...])``."""
