@@ -23,6 +23,7 @@ from bridge import wire
 from bridge import backoff as backoff_mod
 from bridge.drivers.zaqar import driver as zdriver
 from bridge.drivers.zaqar import incoming
+from bridge.drivers.zaqar import presence
 
 
 class Msg:
@@ -674,3 +675,104 @@ def test_seen_ids_is_bounded():
     assert seen.add('b')
     seen.discard('d')
     assert seen.add('d')
+
+
+# Sharing a queue (presence.py) ----------------------------------------------
+
+def listener_of(driver, server):
+    """A server of topic 't' that has answered the roll call."""
+    listener = poller(driver, oslo_messaging.Target(topic='t', server=server))
+    assert poll(listener, timeout=0) is None   # first poll: roll call
+    return listener
+
+
+def posts_to(zaqar, prefix):
+    return [(q, b.get('shared_queue')) for q, b, _ in zaqar.posts
+            if q.startswith(prefix)]
+
+
+def test_casts_are_dealt_to_the_servers_in_turn(make_driver, zaqar):
+    a, b = listener_of(make_driver(), 's1'), listener_of(make_driver(), 's2')
+    inboxes = sorted([a.sources[0].name, b.sources[0].name])
+    sender = make_driver()
+    for n in range(4):
+        sender.send(oslo_messaging.Target(topic='t'), {}, rpc(n=n))
+    dealt = [q for q, _, _ in zaqar.posts]
+    assert sorted(dealt[:2]) == inboxes and dealt[2:] == dealt[:2]
+    assert all(b['shared_queue'] == 't' for _, b, _ in zaqar.posts)
+    assert [poll(a).message['args']['n'] for _ in range(2)] in \
+        ([0, 2], [1, 3])
+    assert poll(a) is None and poll(b) is not None
+
+
+def test_without_a_roll_call_messages_go_to_the_shared_queue(make_driver,
+                                                             zaqar):
+    listener_of(make_driver(), 's1')
+    zaqar.signed = {'t'}      # no signed URL for the roll call
+    make_driver().send(oslo_messaging.Target(topic='t'), {}, rpc())
+    assert [q for q, _, _ in zaqar.posts] == ['t']
+
+
+def notification_listener(driver, pool):
+    listener = driver.listen_for_notifications(
+        [(oslo_messaging.Target(topic='n'), 'info')], pool, 1,
+        None)._poll_style_listener
+    assert poll(listener, timeout=0) is None
+    return listener
+
+
+def test_each_pool_gets_a_copy_shared_by_its_listeners(make_driver, zaqar):
+    alone = notification_listener(make_driver(), None)
+    pool_a = [notification_listener(make_driver(), 'a') for _ in range(2)]
+    sender = make_driver()
+    for n in ('n1', 'n2'):
+        sender.send_notification(oslo_messaging.Target(topic='n.info'), {},
+                                 {'event_type': 'e', 'payload': n,
+                                  'priority': 'INFO'}, 2.0)
+    assert sorted(poll(alone).message['payload'] for _ in range(2)) == \
+        ['n1', 'n2']
+    got = [[poll(listener).message['payload']] for listener in pool_a]
+    assert sorted(sum(got, [])) == ['n1', 'n2']
+    # The pool's copy says where it goes back to.
+    assert {b['shared_queue'] for q, b, _ in zaqar.posts
+            if q in (pool_a[0].sources[0].name,
+                     pool_a[1].sources[0].name)} == {'n_info_pool_a'}
+
+
+def test_a_stopped_listener_hands_its_inbox_back(make_driver, zaqar,
+                                                 monkeypatch):
+    monkeypatch.setattr(presence, 'REFRESH', 0)
+    listener = listener_of(make_driver(), 's1')
+    inbox = listener.sources[0].name
+    zaqar.post(inbox, [wire.body(rpc(), shared_queue='t')], 60)
+    listener.stop()
+    listener.cleanup()
+    assert zaqar.queues[inbox] == []
+    assert [b['message']['method'] for b in
+            (m.body for m in zaqar.queues['t'])] == ['echo']
+    assert zaqar.queues['t_consumers'] == []   # it left the roll call
+
+
+def test_the_inbox_of_a_dead_listener_is_handed_back(make_driver, zaqar):
+    zaqar.put_raw('t_consumers', {'consumer': 'dead', 'pool': None,
+                                  'inbox': 'inbox_dead'},
+                  age=presence.LIVE + 1)
+    zaqar.put_raw('inbox_dead', request_body('lost'))
+    listener = poller(make_driver(), oslo_messaging.Target(topic='t',
+                                                           server='s1'))
+    assert poll(listener).unique_id == 'lost'
+    assert zaqar.queues['inbox_dead'] == []
+
+
+def test_a_queue_claimed_by_others_too_is_claimed_a_share(make_driver, zaqar):
+    zaqar.put_raw('t_consumers', {'consumer': 'other', 'pool': None,
+                                  'inbox': 'inbox_other'})
+    for n in range(4):
+        zaqar.put_raw('t', request_body('u%d' % n))
+    # Its turn comes back after poll_interval_max (others poll by then).
+    listener = poller(make_driver(poll_interval_max=5.0),
+                      oslo_messaging.Target(topic='t', server='s1'))
+    got = [poll(listener) for _ in range(3)]
+    # Its half, then the other's turn.
+    assert [m.unique_id for m in got[:2]] == ['u0', 'u1'] and got[2] is None
+    assert len(zaqar.queues['t']) == 4 and len(zaqar.claimed) == 2
