@@ -1,7 +1,7 @@
 """oslo.messaging over Zaqar: the guest side of the bridge (``zaqar://``).
 
 A guest (a Trove agent, say) keeps speaking oslo.messaging; with
-``transport_url = zaqar://zaqar.example.org:8888/?project_id=<tenant>`` its
+``transport_url = zaqar://<tenant>@zaqar.example.org:8888/`` its
 messages go to Zaqar queues of its own project, where the bridge (or
 another guest of the same project) reads them.  What is posted is exactly
 ``bridge.wire.body()`` (doc/protocol.rst); queue names come from
@@ -13,6 +13,9 @@ another guest of the same project) reads them.  What is posted is exactly
   when listening starts (pub/sub), never claimed or deleted, they expire
   after ``fanout_ttl``;
 * ``queue_name(topic.priority)``: notifications, claimed;
+* ``<topic.priority queue>.pool.<pool>``: a listener pool's copy, claimed;
+* ``<shared queue>_consumers`` and ``inbox_<hex>``: the roll call of a
+  claimed queue and each listener's own queue (presence.py);
 * ``<reply_queue_prefix><uuid hex>``: answers to this driver's own calls,
   one queue per driver, named in the ``_reply_q`` of its requests (or the
   ``reply_queue`` option, a name given in advance).
@@ -21,7 +24,7 @@ another guest of the same project) reads them.  What is posted is exactly
 keeping every tenant's queues in one project (tenant_access =
 service_project) it carries the tenant.  With ``auth_strategy =
 signed_url`` the driver holds one pre-signed URL per queue
-(bridge/drivers/signed_urls.py) and listens only where it has one.
+(signed_urls.py) and listens only where it has one.
 
 A call from a controller arrives with ``reply = {queue, token}``: the
 answer goes into ``reply.queue`` with ``reply_token`` (the bridge checks
@@ -33,8 +36,13 @@ Zaqar can't push over HTTP, so queues are polled: every
 arrived (or a call was sent), then with an interval doubling up to
 ``poll_interval_max``.  A listener reads its queues in turn and hands a
 message over as soon as one yields it; the reply queue is only polled
-while a call waits.  The target's exchange plays no part: a project's
-queues are its namespace.  Notification pools are not supported.
+while a call waits.  Senders deal a topic's RPC requests to its servers
+in turn, and a notification to one listener of each pool, through the
+roll call (presence.py), as RabbitMQ deals a queue's messages.
+
+The target's exchange plays no part in queue names, as with RabbitMQ,
+where a server's queue is named after its topic only and servers of one
+topic on two exchanges share it.
 
 With ``websocket_url`` set, a websocket zaqar-server rings a doorbell
 instead of waiting for the next poll (bridge/drivers/zaqar/push.py).
@@ -42,7 +50,8 @@ instead of waiting for the next poll (bridge/drivers/zaqar/push.py).
 The package, split by role as oslo.messaging splits its drivers:
 ``driver`` (this :class:`ZaqarDriver`: sending, listening), ``listener``
 (queues polled in turn), ``incoming`` (received messages and their
-claims), ``reply_waiter`` (answers to this driver's calls), ``transport``
+claims), ``reply_waiter`` (answers to this driver's calls), ``presence``
+(roll calls: listeners sharing a queue), ``transport``
 (HTTP to Zaqar), ``push`` (the websocket doorbell), ``options`` and
 ``signed_urls``.  It imports only the pure shared modules (bridge.naming,
 bridge.wire, bridge.envelope, bridge.backoff), never the daemon.

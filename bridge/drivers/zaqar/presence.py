@@ -40,8 +40,11 @@ LOG = logging.getLogger(__name__)
 TTL = options.ZAQAR_MIN_TTL
 ANNOUNCE_EVERY = TTL / 3
 LIVE = ANNOUNCE_EVERY * 1.5
-# Seconds a sender or listener trusts what it read of a roll call.
+# Seconds a sender trusts what it read of a roll call (a new listener
+# gets its first message within that), and a listener (which reads it to
+# claim its share of the shared queue and to find the dead).
 REFRESH = 1.0
+LISTENER_REFRESH = 5.0
 # Pages of a roll call read at most (20 entries each).
 MAX_PAGES = 10
 
@@ -119,7 +122,8 @@ class RollCall:
 
     :meth:`competitors` counts the live listeners of ``pool`` (this one
     included), reading the roll call again when what it knows is older
-    than :data:`REFRESH`; it also hands back the inboxes of the dead.
+    than :data:`LISTENER_REFRESH`; it also hands back the inboxes of the
+    dead.
     """
 
     def __init__(self, zaqar, queue, consumer, inbox, pool=None,
@@ -150,7 +154,8 @@ class RollCall:
                 if (self._announced_at is None
                         or now - self._announced_at >= ANNOUNCE_EVERY):
                     self._announce(now)
-                if self._read_at is None or now - self._read_at >= REFRESH:
+                if (self._read_at is None
+                        or now - self._read_at >= LISTENER_REFRESH):
                     self._read_at = now
                     self._count = self._review(read(self.zaqar, self.queue))
                 self._failing = False
