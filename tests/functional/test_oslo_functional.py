@@ -55,7 +55,7 @@ def suite():
 def run_suite(suite, tmp_path, name, url, say):
     """Run the selection with both URLs set to ``url``; the outcome of
     each test (``Class::test`` -> passed, failed or skipped)."""
-    report = tmp_path / ('%s.xml' % name)
+    report = tmp_path / ('%s.xml' % name.split(':')[0])
     env = dict(os.environ, RPC_TRANSPORT_URL=url, NOTIFY_TRANSPORT_URL=url)
     # From the source directory, so that oslo_messaging (the installed
     # version, see SOURCE) and its tests come from one tree.

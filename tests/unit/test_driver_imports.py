@@ -26,7 +26,7 @@ import oslo_messaging
 conf = cfg.ConfigOpts()
 conf([], project='guest')
 transport = oslo_messaging.get_rpc_transport(
-    conf, url='zaqar://127.0.0.1:1/?project_id=guest-project')
+    conf, url='zaqar://guest-project@127.0.0.1:1/')
 name = type(transport._driver).__module__
 transport.cleanup()
 print(json.dumps({'driver': name, 'modules': sorted(sys.modules)}))

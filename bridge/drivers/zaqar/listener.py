@@ -61,9 +61,11 @@ class ClaimedQueue:
 class SharedQueue(ClaimedQueue):
     """A claimed queue other listeners may read too: each takes a share.
 
-    RabbitMQ deals a queue's messages round-robin to its consumers.  Here
-    the roll call (presence.RollCall) says how many listeners compete:
-    alone, this one claims as much as Zaqar gives; one of ``n``, it claims
+    Guests deal their messages to the listeners' inboxes; what reaches
+    the shared queue itself (posted by a bridge, or by a sender without
+    access to the roll call) is shared by claims.  The roll call
+    (presence.RollCall) says how many listeners compete: alone, this one
+    claims as much as Zaqar gives; one of ``n``, it claims
     ``ceil(free / n)`` of the free messages, then lets ``turn`` seconds
     pass before claiming here again, long enough for every other
     listener, which polls at least every poll_interval_max, to take its
@@ -95,7 +97,6 @@ class SharedQueue(ClaimedQueue):
         return raws
 
 
-
 class Inbox(ClaimedQueue):
     """A listener's own queue, where senders deal it messages in turn.
 
@@ -116,7 +117,7 @@ class Inbox(ClaimedQueue):
         time.sleep(presence.REFRESH)
         try:
             presence.hand_back(self.zaqar, self.name,
-                               self.roll_calls[0].queue, self.message_ttl)
+                               self.roll_calls[0].shared, self.message_ttl)
         except Exception as exc:
             LOG.warning('Could not hand the messages of Zaqar queue %s back '
                         '(they expire there): %s', self.name,

@@ -179,7 +179,7 @@ class RollCall:
         mine = [m for m in members if m.pool == self.pool]
         for member in mine:
             if not member.alive and member.consumer != self.consumer:
-                moved = hand_back(self.zaqar, member.inbox, self._shared(),
+                moved = hand_back(self.zaqar, member.inbox, self.shared,
                                   self.message_ttl)
                 if moved:
                     LOG.info('Handed %d message(s) of a stopped listener '
@@ -187,7 +187,9 @@ class RollCall:
         return max(1, sum(1 for m in mine if m.alive
                           or m.consumer == self.consumer))
 
-    def _shared(self):
+    @property
+    def shared(self):
+        """The queue this listener claims: ``queue``, or its pool's."""
         return pool_queue(self.queue, self.pool) if self.pool else self.queue
 
     def leave(self):
