@@ -1,4 +1,5 @@
-"""zaqar:// listener pools and concurrency against a real zaqar-server.
+"""zaqar:// listener pools, at_least_once and concurrency, against a real
+zaqar-server.
 
 (Servers of one topic sharing its work are in oslo.messaging's own suite,
 tests/functional/test_oslo_functional.py.)
@@ -16,9 +17,12 @@ import pytest
 from bridge import naming
 from bridge.drivers.zaqar import presence
 from tests.functional.test_driver_standalone import cleanups  # noqa: F401
+from tests.functional.test_driver_standalone import Endpoint
 from tests.functional.test_driver_standalone import guest_url  # noqa: F401
 from tests.functional.test_driver_standalone import make_conf
+from tests.functional.test_driver_standalone import server  # noqa: F401
 from tests.functional.test_driver_standalone import TIMEOUT
+from tests.functional.test_driver_standalone import transport  # noqa: F401
 
 pytestmark = pytest.mark.functional
 
@@ -106,3 +110,25 @@ def test_http_pool_holds_the_driver_s_concurrency(
     # 2 connections for 12 threads: urllib3 closes the extra ones; by
     # default there is room for every thread.
     assert ('Connection pool is full' in caplog.text) is discarded
+
+
+def test_at_least_once_refuses_a_call_no_server_takes(guest_url, unique_name,
+                                                      transport, server):
+    # oslo.messaging's test_mandatory_call (run on rabbit:// only).
+    url = guest_url(unique_name('mandatory'))
+    target = oslo_messaging.Target(topic=unique_name('topic'),
+                                   server=unique_name('server'))
+
+    def client(at_least_once, timeout):
+        return oslo_messaging.get_rpc_client(
+            transport(url), target, timeout=timeout,
+            transport_options=oslo_messaging.TransportOptions(
+                at_least_once=at_least_once))
+    with pytest.raises(oslo_messaging.MessagingTimeout):
+        client(False, 1).call({}, 'echo', value=1)
+    with pytest.raises(oslo_messaging.MessageUndeliverable):
+        client(True, 60).call({}, 'echo', value=1)
+    # Once the server answered the roll call, the same call goes through.
+    server(url, target.topic, target.server, [Endpoint()])
+    wait_for_roll_call(transport(url), naming.queue_name(target.topic), 1)
+    assert client(True, TIMEOUT).call({}, 'echo', value=1)['echo'] == 1

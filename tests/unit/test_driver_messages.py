@@ -776,3 +776,27 @@ def test_a_queue_claimed_by_others_too_is_claimed_a_share(make_driver, zaqar):
     # Its half, then the other's turn.
     assert [m.unique_id for m in got[:2]] == ['u0', 'u1'] and got[2] is None
     assert len(zaqar.queues['t']) == 4 and len(zaqar.claimed) == 2
+
+
+def test_at_least_once_refuses_what_no_server_would_take(make_driver,
+                                                         zaqar):
+    mandatory = oslo_messaging.TransportOptions(at_least_once=True)
+    sender = make_driver()
+
+    def cast(**target):
+        sender.send(oslo_messaging.Target(topic='t', **target), {}, rpc(),
+                    transport_options=mandatory)
+    with pytest.raises(oslo_messaging.MessageUndeliverable) as exc:
+        cast()
+    assert exc.value.routing_key == 't' and zaqar.posts == []
+    listener_of(make_driver(), 's1')
+    sender.dealer = presence.Dealer(zaqar)   # forget the empty roll call
+    cast()
+    cast(server='s1')
+    with pytest.raises(oslo_messaging.MessageUndeliverable):
+        cast(server='s2')
+    assert len(zaqar.posts) == 2
+    zaqar.signed = {'t'}      # no roll call to read: it can't tell
+    sender.dealer = presence.Dealer(zaqar)
+    cast()
+    assert len(zaqar.posts) == 3

@@ -147,40 +147,8 @@ class ZaqarDriver(base.BaseDriver):
     # Sending.
 
     def post(self, queue, body, ttl, retry=None, deadline=None):
-        """Post one body, retrying what may pass later.
-
-        ``retry`` as in :meth:`send` (None or -1: forever).  A retried post
-        may store the message twice: receivers drop the copy by wire id.
-        """
-        attempt = 0
-        pauses = backoff.Backoff(0.25, 5.0)
-        while True:
-            try:
-                self.zaqar.post(queue, [body], ttl)
-                return
-            except transport.PERMANENT_ERRORS as exc:
-                raise oslo_messaging.MessageDeliveryFailure(
-                    'Zaqar refused the message for queue %s: %s'
-                    % (queue, backoff.error_text(exc)))
-            except transport.TRANSIENT_ERRORS as exc:
-                attempt += 1
-                if retry is not None and 0 <= retry < attempt:
-                    raise oslo_messaging.MessageDeliveryFailure(
-                        'Could not post to Zaqar queue %s after %d '
-                        'attempt(s): %s' % (queue, attempt,
-                                            backoff.error_text(exc)))
-                pause = pauses.next()
-                if deadline is not None:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        raise oslo_messaging.MessagingTimeout(
-                            'Could not post to Zaqar queue %s in time: %s'
-                            % (queue, backoff.error_text(exc)))
-                    pause = min(pause, left)
-                LOG.warning('Posting to Zaqar queue %s failed (%s), '
-                            'retrying in %.2fs', queue,
-                            backoff.error_text(exc), pause)
-                time.sleep(pause)
+        """Post one body, retrying what may pass later (transport.post)."""
+        transport.post(self.zaqar, queue, body, ttl, retry, deadline)
 
     def _reply_waiter(self):
         with self._waiter_lock:
@@ -250,6 +218,8 @@ class ZaqarDriver(base.BaseDriver):
                         '_timeout': call_monitor_timeout})
         rpc_amqp._add_unique_id(msg)
         rpc_amqp.pack_context(msg, ctxt)
+        if getattr(transport_options, 'at_least_once', False):
+            self._check_listened(target, msg)
 
         if target.fanout:
             ttl = self.opts.fanout_ttl
@@ -295,6 +265,24 @@ class ZaqarDriver(base.BaseDriver):
             self._deal(queue, shared, msg, self.opts.message_ttl, pool=pool,
                        retry=retry, what='NOTIFY')
 
+    def _check_listened(self, target, msg):
+        """at_least_once (RabbitMQ's mandatory flag): refuse at once a
+        message no live server would take, when the roll call says so."""
+        listeners = self.dealer.listeners(self._queue_of(target,
+                                                         target.topic))
+        if listeners is None:  # no roll call to read: can't tell
+            return
+        if any(m.pool is None and (not target.server or target.fanout
+                                   or m.server == target.server)
+               for m in listeners):
+            return
+        key = ('%s.%s' % (target.topic, target.server)
+               if target.server and not target.fanout else target.topic)
+        raise oslo_messaging.MessageUndeliverable(
+            oslo_messaging.MessageDeliveryFailure(
+                'no server listens on %s' % key),
+            target.exchange or self._default_exchange, key, msg)
+
     def _deal(self, queue, shared, msg, ttl, pool=None, what='CAST',
               **post_args):
         """Post ``msg`` to the next listener of ``shared`` (the roll call
@@ -310,7 +298,7 @@ class ZaqarDriver(base.BaseDriver):
 
     # Listening.
 
-    def _listening(self, shared, pool=None):
+    def _listening(self, shared, pool=None, server=None):
         """Sources for the shared queues ``{name: roll-call queue}`` and,
         if they have a roll call, an inbox of the listener's own."""
         consumer = uuid.uuid4().hex
@@ -323,7 +311,8 @@ class ZaqarDriver(base.BaseDriver):
         roll_calls, sources = [], []
         for name, queue in shared.items():
             roll_call = presence.RollCall(self.zaqar, queue, consumer, inbox,
-                                          pool, self.opts.message_ttl)
+                                          pool, self.opts.message_ttl,
+                                          server)
             roll_calls.append(roll_call)
             sources.append(listeners.SharedQueue(
                 self.zaqar, name, self.opts.claim_ttl, roll_call, turn,
@@ -344,7 +333,8 @@ class ZaqarDriver(base.BaseDriver):
         usable = self._usable([name for name in claimed + [fanout] if name])
         sources = []
         if claimed[0] in usable:  # the topic's queue, shared by the servers
-            sources = self._listening({claimed[0]: claimed[0]})
+            sources = self._listening({claimed[0]: claimed[0]},
+                                      server=target.server)
         sources += [listeners.ClaimedQueue(self.zaqar, name,
                                            self.opts.claim_ttl, self.acks)
                     for name in claimed[1:] if name in usable]

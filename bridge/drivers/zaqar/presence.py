@@ -62,11 +62,12 @@ def pool_queue(queue, pool):
 class Member:
     """What the roll call says of one listener."""
 
-    def __init__(self, consumer, pool, inbox, age):
+    def __init__(self, consumer, pool, inbox, age, server=None):
         self.consumer = consumer
         self.pool = pool
         self.inbox = inbox
         self.age = age  # of its newest entry, in seconds
+        self.server = server  # an RPC server's name
 
     @property
     def alive(self):
@@ -89,7 +90,8 @@ def read(zaqar, queue):
             known = members.get(body['consumer'])
             if known is None or age < known.age:
                 members[body['consumer']] = Member(
-                    body['consumer'], body.get('pool'), body['inbox'], age)
+                    body['consumer'], body.get('pool'), body['inbox'], age,
+                    body.get('server'))
         if not entries or next_marker == marker:
             break
         marker = next_marker
@@ -127,13 +129,14 @@ class RollCall:
     """
 
     def __init__(self, zaqar, queue, consumer, inbox, pool=None,
-                 message_ttl=3600, clock=time.monotonic):
+                 message_ttl=3600, server=None, clock=time.monotonic):
         self.zaqar = zaqar
         self.queue = queue
         self.name = roll_call_queue(queue)
         self.consumer = consumer
         self.inbox = inbox
         self.pool = pool
+        self.server = server
         self.message_ttl = message_ttl
         self.enabled = zaqar.covers(self.name) and zaqar.covers(inbox)
         self._clock = clock
@@ -168,9 +171,11 @@ class RollCall:
             return self._count
 
     def _announce(self, now):
-        ids = self.zaqar.post(self.name, [{'consumer': self.consumer,
-                                           'pool': self.pool,
-                                           'inbox': self.inbox}], TTL)
+        entry = {'consumer': self.consumer, 'pool': self.pool,
+                 'inbox': self.inbox}
+        if self.server:
+            entry['server'] = self.server
+        ids = self.zaqar.post(self.name, [entry], TTL)
         self._announced_at = now
         # The ids of the entries that may still be alive.
         self._posted = (self._posted + list(ids or ()))[-4:]
@@ -210,6 +215,8 @@ class Dealer:
     ``inbox(queue, pool)``: the inbox of the next live listener of
     ``pool`` on ``queue`` in turn, or None (post to the shared queue).
     ``pools(queue)``: the pools with a live listener.
+    ``listeners(queue)``: the live listeners, or None when the roll call
+    can't be read.
     """
 
     def __init__(self, zaqar, clock=time.monotonic):
@@ -220,13 +227,13 @@ class Dealer:
         self._lock = threading.Lock()
         self._failing = set()
 
-    def _live(self, queue):
+    def listeners(self, queue):
         now = self._clock()
         with self._lock:
-            read_at, members = self._members.get(queue, (None, []))
+            read_at, members = self._members.get(queue, (None, None))
             if read_at is not None and now - read_at < REFRESH:
                 return members
-        members = []
+        members = None
         if self.zaqar.covers(roll_call_queue(queue)):
             try:
                 members = [m for m in read(self.zaqar, queue) if m.alive
@@ -243,7 +250,7 @@ class Dealer:
         return members
 
     def inbox(self, queue, pool=None):
-        members = [m for m in self._live(queue) if m.pool == pool]
+        members = [m for m in self.listeners(queue) or () if m.pool == pool]
         if not members:
             return None
         with self._lock:
@@ -252,4 +259,4 @@ class Dealer:
         return members[turn % len(members)].inbox
 
     def pools(self, queue):
-        return sorted({m.pool for m in self._live(queue) if m.pool})
+        return sorted({m.pool for m in self.listeners(queue) or () if m.pool})

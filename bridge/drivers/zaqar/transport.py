@@ -10,6 +10,7 @@ reused, and sizes its connection pool to the driver's concurrency.
 import functools
 import logging
 import threading
+import time
 from urllib import parse
 import uuid
 
@@ -23,6 +24,7 @@ from zaqarclient.queues.v2 import client as zclient
 from zaqarclient.queues.v2 import core as zcore
 from zaqarclient.transport import errors as zerrors
 
+from bridge import backoff
 from bridge.drivers.zaqar import options
 from bridge.drivers.zaqar import signed_urls
 
@@ -269,6 +271,45 @@ class Zaqar:
 
     def delete_queue(self, queue):
         self.client(queue).queue(queue).delete()
+
+
+def post(zaqar, queue, body, ttl, retry=None, deadline=None):
+    """Post one body to ``zaqar`` (a :class:`Zaqar`), retrying what may
+    pass later.
+
+    ``retry`` as in the driver's ``send()`` (None or -1: forever).  A
+    retried post may store the message twice: receivers drop the copy by
+    wire id.
+    """
+    attempt = 0
+    pauses = backoff.Backoff(0.25, 5.0)
+    while True:
+        try:
+            zaqar.post(queue, [body], ttl)
+            return
+        except PERMANENT_ERRORS as exc:
+            raise oslo_messaging.MessageDeliveryFailure(
+                'Zaqar refused the message for queue %s: %s'
+                % (queue, backoff.error_text(exc)))
+        except TRANSIENT_ERRORS as exc:
+            attempt += 1
+            if retry is not None and 0 <= retry < attempt:
+                raise oslo_messaging.MessageDeliveryFailure(
+                    'Could not post to Zaqar queue %s after %d '
+                    'attempt(s): %s' % (queue, attempt,
+                                        backoff.error_text(exc)))
+            pause = pauses.next()
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise oslo_messaging.MessagingTimeout(
+                        'Could not post to Zaqar queue %s in time: %s'
+                        % (queue, backoff.error_text(exc)))
+                pause = min(pause, left)
+            LOG.warning('Posting to Zaqar queue %s failed (%s), '
+                        'retrying in %.2fs', queue,
+                        backoff.error_text(exc), pause)
+            time.sleep(pause)
 
 
 def _query_param(href, name, default=None):
