@@ -5,7 +5,8 @@ copies a notification into the queue of every listener pool bound to its
 topic.  Zaqar only answers requests: the first listener to poll after a
 post would take everything, and a notifier can't know which pools
 listen.  So each listener of a shared queue answers a roll call: it posts
-``{"consumer": <id>, "pool": <pool>, "inbox": <queue>}`` into
+``{"consumer": <id>, "pool": <pool>, "inbox": <queue>}`` (an RPC server
+adds ``"server": <name>``) into
 ``<shared queue>_consumers`` when it starts and every
 :data:`ANNOUNCE_EVERY` seconds (TTL :data:`TTL`, Zaqar's minimum), and
 deletes its entries when it stops.  ``inbox`` is a queue of the listener's
@@ -13,7 +14,9 @@ own.  Reading the roll call tells
 
 * a sender which listeners are alive (an entry younger than :data:`LIVE`
   seconds): it deals messages to their inboxes in turn (:class:`Dealer`),
-  one listener per pool for a notification, exactly as RabbitMQ would;
+  one listener per pool for a notification, exactly as RabbitMQ would,
+  and refuses an ``at_least_once`` message nobody would take (RabbitMQ's
+  mandatory flag);
 * a listener how many listeners of its pool also claim the shared queue
   (a bridge posts there), so that it claims its share only, and which of
   them died: it hands what their inboxes hold back to the shared queue.
