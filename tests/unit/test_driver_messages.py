@@ -667,6 +667,13 @@ def test_backoff_holds_then_doubles():
     assert [backoff.next() for _ in range(3)] == [0.05, 0.1, 0.2]
 
 
+def test_backoff_stays_at_its_maximum_however_long_it_waits():
+    # An idle listener backs off for days: 2 ** attempt must not overflow.
+    backoff = backoff_mod.Backoff(0.05, 0.25, jitter=0)
+    delays = [backoff.next() for _ in range(2000)]
+    assert delays[:4] == [0.05, 0.1, 0.2, 0.25] and delays[-1] == 0.25
+
+
 def test_seen_ids_is_bounded():
     seen = incoming.SeenIds(size=3)
     assert all(seen.add(k) for k in 'abc')
