@@ -754,7 +754,7 @@ def test_a_stopped_listener_hands_its_inbox_back(make_driver, zaqar,
     zaqar.post(inbox, [wire.body(rpc(), shared_queue='t')], 60)
     listener.stop()
     listener.cleanup()
-    assert zaqar.queues[inbox] == []
+    assert inbox not in zaqar.queues and zaqar.deleted_queues == [inbox]
     assert [b['message']['method'] for b in
             (m.body for m in zaqar.queues['t'])] == ['echo']
     assert zaqar.queues['t_consumers'] == []   # it left the roll call

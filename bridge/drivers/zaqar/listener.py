@@ -102,7 +102,7 @@ class Inbox(ClaimedQueue):
 
     When the listener stops it leaves the roll calls it answered and,
     once senders have seen that (presence.REFRESH), hands what is left in
-    its inbox back to the shared queues.
+    its inbox back to the shared queues and deletes it.
     """
 
     def __init__(self, zaqar, name, claim_ttl, roll_calls, message_ttl,
@@ -118,6 +118,9 @@ class Inbox(ClaimedQueue):
         try:
             presence.hand_back(self.zaqar, self.name,
                                self.roll_calls[0].shared, self.message_ttl)
+            # Each listener has an inbox of its own: don't leave them
+            # piling up in Zaqar (RabbitMQ auto-deletes such queues).
+            self.zaqar.delete_queue(self.name)
         except Exception as exc:
             LOG.warning('Could not hand the messages of Zaqar queue %s back '
                         '(they expire there): %s', self.name,
