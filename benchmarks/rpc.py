@@ -16,7 +16,7 @@ in every row; it sends ``echo(seq, payload)`` and times each call.
   exchange; ``poll_interval = --poll-interval``) hands the answer to the
   caller's reply queue.
 * **bridge (guest b)**: the same, answered by an oslo.messaging
-  ``RPCServer`` on ``zaqar://`` (bridge/drivers/impl_zaqar.py, with
+  ``RPCServer`` on ``zaqar://`` (bridge/drivers/zaqar/, with
   ``poll_interval_min = --guest-poll``).
 
 Each guest and the direct server run in a process of their own, so their
@@ -252,8 +252,8 @@ def run_guest(args, mp, guest, run_id, zaqar, tenant, client, ctxt,
                       topic.replace('.', '_'), args.guest_poll)
     else:
         name, what = 'bridge (guest b)', 'RPCServer on zaqar://'
-        if importlib.util.find_spec('bridge.drivers.impl_zaqar') is None:
-            return name, what, 'bridge/drivers/impl_zaqar.py is missing'
+        if importlib.util.find_spec('bridge.drivers.zaqar.driver') is None:
+            return name, what, 'bridge/drivers/zaqar/ is missing'
         url = ('zaqar://127.0.0.1:%d/?project_id=%s&poll_interval_min=%s'
                % (zaqar.port, tenant, args.guest_poll))
         child = Child(mp, _serve, url, {'topic': topic,

@@ -5,20 +5,43 @@ import time
 
 
 class Backoff:
-    """Delays 0.5 s, 1 s, 2 s... up to ``maximum``, with 10 % jitter."""
+    """Delays ``initial``, twice that... up to ``maximum``, with jitter.
 
-    def __init__(self, initial=0.5, maximum=30.0):
+    ``hold`` (seconds): after :meth:`reset`, :meth:`next` stays at
+    ``initial`` that long before doubling again (a poller that just found
+    work expects more soon).  ``jitter`` spreads each delay by that
+    fraction either way, so competing clients don't move in lockstep.
+    """
+
+    def __init__(self, initial=0.5, maximum=30.0, hold=0.0, jitter=0.1,
+                 clock=time.monotonic):
         self.initial = initial
-        self.maximum = maximum
+        self.maximum = max(initial, maximum)
+        self.hold = hold
+        self.jitter = jitter
         self.attempt = 0
+        self._clock = clock
+        self._hold_until = None
 
     def next(self):
+        if self._hold_until is not None:
+            if self._clock() < self._hold_until:
+                return self._spread(self.initial)
+            self._hold_until = None
         delay = min(self.maximum, self.initial * (2 ** self.attempt))
-        self.attempt += 1
-        return delay * random.uniform(0.9, 1.1)
+        if delay < self.maximum:
+            self.attempt += 1
+        return self._spread(delay)
 
     def reset(self):
         self.attempt = 0
+        if self.hold:
+            self._hold_until = self._clock() + self.hold
+
+    def _spread(self, delay):
+        if not self.jitter:
+            return delay
+        return delay * random.uniform(1 - self.jitter, 1 + self.jitter)
 
 
 class Outage:

@@ -3,7 +3,11 @@
 #   .venv        - the project (editable) + test-requirements.txt
 #   .zaqar-venv  - zaqar-server, kept apart so its pins never touch .venv
 #   RabbitMQ on 127.0.0.1:5672 and Redis on 127.0.0.1:6379, running.
-# --servers: only .zaqar-venv and the services (tox builds its own venv).
+#   .cache/oslo.messaging-<version>: the source of the installed
+#                 oslo.messaging, for its functional suite
+#                 (tests/functional/test_oslo_functional.py).
+# --servers: only .zaqar-venv, the oslo.messaging source and the services
+# (tox builds its own venv; its python is the one on PATH).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -87,6 +91,26 @@ if [ ! -x .zaqar-venv/bin/zaqar-server ]; then
     quiet .zaqar-venv/pip.log .zaqar-venv/bin/pip install zaqar redis gunicorn
 else
     say ".zaqar-venv present"
+fi
+
+# oslo.messaging's functional suite ships in its source, not always in
+# its wheel: fetch the source of the version installed.
+py=.venv/bin/python
+$servers_only && py=python
+om_version=$("$py" -c 'import importlib.metadata as m
+print(m.version("oslo.messaging"))')
+om_dir=.cache/oslo.messaging-$om_version
+if [ ! -f "$om_dir/oslo_messaging/tests/functional/test_functional.py" ]; then
+    say "fetching the oslo.messaging $om_version source into $om_dir"
+    om_tmp=$(mktemp -d)
+    quiet /tmp/setup-env-oslo-messaging.log "$py" -m pip download \
+        "oslo.messaging==$om_version" --no-binary :all: --no-deps -d "$om_tmp"
+    mkdir -p "$om_dir"
+    tar -xzf "$om_tmp"/*.tar.gz -C "$om_dir" \
+        --strip-components=1
+    rm -rf "$om_tmp"
+else
+    say "oslo.messaging $om_version source present"
 fi
 
 service RabbitMQ 5672 rabbitmq-server rabbitmq-server \

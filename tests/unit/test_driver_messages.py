@@ -1,6 +1,6 @@
 """What the zaqar:// driver posts and how it reads, without a server.
 
-``MemoryZaqar`` stands in for ``impl_zaqar.Zaqar`` (the driver's only
+``MemoryZaqar`` stands in for ``transport.Zaqar`` (the driver's only
 door to Zaqar): queues are lists, claims and pops behave like Zaqar's.
 """
 
@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 
+import futurist
 from oslo_config import cfg
 import oslo_messaging
 from oslo_messaging._drivers import common as rpc_common
@@ -19,7 +20,10 @@ from zaqarclient.transport import errors as zerrors
 from bridge import envelope
 from bridge import naming
 from bridge import wire
-from bridge.drivers import impl_zaqar
+from bridge import backoff as backoff_mod
+from bridge.drivers.zaqar import driver as zdriver
+from bridge.drivers.zaqar import incoming
+from bridge.drivers.zaqar import presence
 
 
 class Msg:
@@ -47,12 +51,20 @@ class MemoryZaqar:
 
     def post(self, queue, bodies, ttl):
         # What goes over HTTP is JSON.
+        ids = []
         with self.lock:
             for body in bodies:
                 body = json.loads(json.dumps(body))
-                self.posts.append((queue, body, ttl))
-                self.queues.setdefault(queue, []).append(
-                    Msg('m%d' % next(self._ids), body))
+                if not queue.endswith('_consumers'):  # not a roll call
+                    self.posts.append((queue, body, ttl))
+                ids.append('m%d' % next(self._ids))
+                self.queues.setdefault(queue, []).append(Msg(ids[-1], body))
+        return ids
+
+    def free(self, queue):
+        with self.lock:
+            return sum(1 for m in self.queues.get(queue, [])
+                       if m.id not in self.claimed)
 
     def put_raw(self, queue, body, age=0):
         msg = Msg('m%d' % next(self._ids), body, age)
@@ -123,10 +135,13 @@ def make_driver(zaqar):
         query.setdefault('poll_interval_max', 0.01)
         url = 'zaqar://h:1/?project_id=p&' + '&'.join(
             '%s=%s' % kv for kv in query.items())
-        drv = impl_zaqar.ZaqarDriver(
+        drv = zdriver.ZaqarDriver(
             conf, oslo_messaging.TransportURL.parse(conf, url),
             default_exchange='openstack', allowed_remote_exmods=exmods)
         drv.zaqar = zaqar
+        drv.dealer.zaqar = zaqar
+        # Acknowledged messages are deleted before acknowledge() returns.
+        drv.acks = futurist.SynchronousExecutor()
         drivers.append(drv)
         return drv
     yield make
@@ -384,8 +399,10 @@ def test_long_server_and_fanout_queues_are_shortened(driver, zaqar):
                                                     server='host-1'))
     server, fanout = naming.queue_name(topic + '.host-1'), \
         naming.queue_name(topic + '_fanout')
+    inbox = listener.sources[0].name
+    assert inbox.startswith('inbox_')
     assert [source.name for source in listener.sources] == [
-        topic, server, fanout]
+        inbox, topic, server, fanout]
     assert len(server) == len(fanout) == 64
     zaqar.put_raw(server, request_body('b'))
     zaqar.put_raw(fanout, request_body('c'))
@@ -495,6 +512,8 @@ def test_failed_acknowledge_raises_so_the_server_skips(driver, zaqar):
     listener = poller(driver)
     zaqar.put_raw('topic', request_body())
     incoming = poll(listener)
+    # Past half its TTL a claim may have expired: the delete is waited for.
+    incoming.raw.claim._trusted_until = time.monotonic()
     zaqar.claimed.clear()  # the claim expired
     with pytest.raises(AssertionError):
         incoming.acknowledge()
@@ -615,17 +634,32 @@ def test_notification_listener(driver, zaqar):
     assert [q for q, _, _ in zaqar.deleted].count('notifications_error') == 1
 
 
-def test_notification_pools_are_not_supported(driver):
-    with pytest.raises(NotImplementedError):
-        driver.listen_for_notifications(
-            [(oslo_messaging.Target(topic='n'), 'info')], 'pool', 1, None)
+def test_fresh_claims_are_acknowledged_in_the_background(driver, zaqar):
+    pending = []
+
+    class Later:
+        def submit(self, fn, *args):
+            pending.append((fn, args))
+
+        def shutdown(self, wait=True):
+            pass
+    driver.acks = Later()
+    listener = poller(driver)
+    mid = zaqar.put_raw('topic', request_body())
+    incoming = poll(listener)
+    incoming.acknowledge()              # returns before Zaqar is asked
+    assert zaqar.deleted == [] and len(pending) == 1
+    fn, args = pending.pop()
+    fn(*args)
+    assert [(q, m) for q, m, _ in zaqar.deleted] == [('topic', mid)]
 
 
 # Helpers ---------------------------------------------------------------------
 
 def test_backoff_holds_then_doubles():
     now = [0.0]
-    backoff = impl_zaqar.Backoff(0.05, 1.0, clock=lambda: now[0])
+    backoff = backoff_mod.Backoff(0.05, 1.0, hold=1.0, jitter=0,
+                              clock=lambda: now[0])
     assert [backoff.next() for _ in range(6)] == [0.05, 0.1, 0.2, 0.4, 0.8,
                                                   1.0]
     backoff.reset()
@@ -635,11 +669,143 @@ def test_backoff_holds_then_doubles():
     assert [backoff.next() for _ in range(3)] == [0.05, 0.1, 0.2]
 
 
+def test_backoff_stays_at_its_maximum_however_long_it_waits():
+    # An idle listener backs off for days: 2 ** attempt must not overflow.
+    backoff = backoff_mod.Backoff(0.05, 0.25, jitter=0)
+    delays = [backoff.next() for _ in range(2000)]
+    assert delays[:4] == [0.05, 0.1, 0.2, 0.25] and delays[-1] == 0.25
+
+
 def test_seen_ids_is_bounded():
-    seen = impl_zaqar.SeenIds(size=3)
+    seen = incoming.SeenIds(size=3)
     assert all(seen.add(k) for k in 'abc')
     assert not seen.add('a')
     assert seen.add('d')          # evicts b, the least recent
     assert seen.add('b')
     seen.discard('d')
     assert seen.add('d')
+
+
+# Sharing a queue (presence.py) ----------------------------------------------
+
+def listener_of(driver, server):
+    """A server of topic 't' that has answered the roll call."""
+    listener = poller(driver, oslo_messaging.Target(topic='t', server=server))
+    assert poll(listener, timeout=0) is None   # first poll: roll call
+    return listener
+
+
+def posts_to(zaqar, prefix):
+    return [(q, b.get('shared_queue')) for q, b, _ in zaqar.posts
+            if q.startswith(prefix)]
+
+
+def test_casts_are_dealt_to_the_servers_in_turn(make_driver, zaqar):
+    a, b = listener_of(make_driver(), 's1'), listener_of(make_driver(), 's2')
+    inboxes = sorted([a.sources[0].name, b.sources[0].name])
+    sender = make_driver()
+    for n in range(4):
+        sender.send(oslo_messaging.Target(topic='t'), {}, rpc(n=n))
+    dealt = [q for q, _, _ in zaqar.posts]
+    assert sorted(dealt[:2]) == inboxes and dealt[2:] == dealt[:2]
+    assert all(b['shared_queue'] == 't' for _, b, _ in zaqar.posts)
+    assert [poll(a).message['args']['n'] for _ in range(2)] in \
+        ([0, 2], [1, 3])
+    assert poll(a) is None and poll(b) is not None
+
+
+def test_without_a_roll_call_messages_go_to_the_shared_queue(make_driver,
+                                                             zaqar):
+    listener_of(make_driver(), 's1')
+    zaqar.signed = {'t'}      # no signed URL for the roll call
+    make_driver().send(oslo_messaging.Target(topic='t'), {}, rpc())
+    assert [q for q, _, _ in zaqar.posts] == ['t']
+
+
+def notification_listener(driver, pool):
+    listener = driver.listen_for_notifications(
+        [(oslo_messaging.Target(topic='n'), 'info')], pool, 1,
+        None)._poll_style_listener
+    assert poll(listener, timeout=0) is None
+    return listener
+
+
+def test_each_pool_gets_a_copy_shared_by_its_listeners(make_driver, zaqar):
+    alone = notification_listener(make_driver(), None)
+    pool_a = [notification_listener(make_driver(), 'a') for _ in range(2)]
+    sender = make_driver()
+    for n in ('n1', 'n2'):
+        sender.send_notification(oslo_messaging.Target(topic='n.info'), {},
+                                 {'event_type': 'e', 'payload': n,
+                                  'priority': 'INFO'}, 2.0)
+    assert sorted(poll(alone).message['payload'] for _ in range(2)) == \
+        ['n1', 'n2']
+    got = [[poll(listener).message['payload']] for listener in pool_a]
+    assert sorted(sum(got, [])) == ['n1', 'n2']
+    # The pool's copy says where it goes back to.
+    assert {b['shared_queue'] for q, b, _ in zaqar.posts
+            if q in (pool_a[0].sources[0].name,
+                     pool_a[1].sources[0].name)} == {'n_info_pool_a'}
+
+
+def test_a_stopped_listener_hands_its_inbox_back(make_driver, zaqar,
+                                                 monkeypatch):
+    monkeypatch.setattr(presence, 'REFRESH', 0)
+    listener = listener_of(make_driver(), 's1')
+    inbox = listener.sources[0].name
+    zaqar.post(inbox, [wire.body(rpc(), shared_queue='t')], 60)
+    listener.stop()
+    listener.cleanup()
+    assert inbox not in zaqar.queues and zaqar.deleted_queues == [inbox]
+    assert [b['message']['method'] for b in
+            (m.body for m in zaqar.queues['t'])] == ['echo']
+    assert zaqar.queues['t_consumers'] == []   # it left the roll call
+
+
+def test_the_inbox_of_a_dead_listener_is_handed_back(make_driver, zaqar):
+    zaqar.put_raw('t_consumers', {'consumer': 'dead', 'pool': None,
+                                  'inbox': 'inbox_dead'},
+                  age=presence.LIVE + 1)
+    zaqar.put_raw('inbox_dead', request_body('lost'))
+    listener = poller(make_driver(), oslo_messaging.Target(topic='t',
+                                                           server='s1'))
+    assert poll(listener).unique_id == 'lost'
+    assert zaqar.queues['inbox_dead'] == []
+
+
+def test_a_queue_claimed_by_others_too_is_claimed_a_share(make_driver, zaqar):
+    zaqar.put_raw('t_consumers', {'consumer': 'other', 'pool': None,
+                                  'inbox': 'inbox_other'})
+    for n in range(4):
+        zaqar.put_raw('t', request_body('u%d' % n))
+    # Its turn comes back after poll_interval_max (others poll by then).
+    listener = poller(make_driver(poll_interval_max=5.0),
+                      oslo_messaging.Target(topic='t', server='s1'))
+    got = [poll(listener) for _ in range(3)]
+    # Its half, then the other's turn.
+    assert [m.unique_id for m in got[:2]] == ['u0', 'u1'] and got[2] is None
+    assert len(zaqar.queues['t']) == 4 and len(zaqar.claimed) == 2
+
+
+def test_at_least_once_refuses_what_no_server_would_take(make_driver,
+                                                         zaqar):
+    mandatory = oslo_messaging.TransportOptions(at_least_once=True)
+    sender = make_driver()
+
+    def cast(**target):
+        sender.send(oslo_messaging.Target(topic='t', **target), {}, rpc(),
+                    transport_options=mandatory)
+    with pytest.raises(oslo_messaging.MessageUndeliverable) as exc:
+        cast()
+    assert exc.value.routing_key == 't' and zaqar.posts == []
+    listener_of(make_driver(), 's1')
+    sender.dealer = presence.Dealer(zaqar)   # forget the empty roll call
+    cast()
+    cast(server='s1')
+    with pytest.raises(oslo_messaging.MessageUndeliverable):
+        cast(server='s2')
+    assert len(zaqar.posts) == 2
+    zaqar.signed = {'t'}      # no roll call to read: it can't tell
+    sender.dealer = presence.Dealer(zaqar)
+    cast()
+    assert len(zaqar.posts) == 3

@@ -8,8 +8,8 @@ import oslo_messaging
 import pytest
 from zaqarclient.transport import errors as zerrors
 
-from bridge.drivers import impl_zaqar
-from bridge.drivers import zaqar_options
+from bridge.drivers.zaqar import driver as zdriver
+from bridge.drivers.zaqar import options as zaqar_options
 
 
 def driver(url, **opts):
@@ -19,7 +19,7 @@ def driver(url, **opts):
         conf, 'zaqar://h/'))
     for name, value in opts.items():
         conf.set_override(name, value, group=zaqar_options.GROUP)
-    return impl_zaqar.ZaqarDriver(
+    return zdriver.ZaqarDriver(
         conf, oslo_messaging.TransportURL.parse(conf, url))
 
 
@@ -33,7 +33,7 @@ def test_entry_point_loads_the_driver():
     transport = oslo_messaging.get_rpc_transport(
         conf, url='zaqar://127.0.0.1:8888/?project_id=p1')
     try:
-        assert isinstance(transport._driver, impl_zaqar.ZaqarDriver)
+        assert isinstance(transport._driver, zdriver.ZaqarDriver)
     finally:
         transport.cleanup()
 
@@ -260,3 +260,52 @@ def test_list_opts_documents_every_option():
             'signed_url_file', 'claim_ttl', 'poll_interval_min',
             'poll_interval_max', 'message_ttl', 'fanout_ttl'} <= names
     assert all(o.help for o in opts)
+
+
+def test_project_in_the_user_part_needs_no_query():
+    drv = driver('zaqar://tenant-a@zq.example.org:8889/')
+    assert drv.auth_strategy == 'noauth'
+    assert auth(drv) == {'backend': 'noauth',
+                         'options': {'os_project_id': 'tenant-a'}}
+    # The user part wins over the file's project_id.
+    drv = driver('zaqar://tenant-a@h:1/', project_id='from-file')
+    assert auth(drv)['options']['os_project_id'] == 'tenant-a'
+
+
+def test_a_password_in_the_url_means_keystone():
+    drv = driver('zaqar://alice:s3cret@h:1/', auth_url='http://ks/v3',
+                 project_name='tenant-a')
+    assert drv.auth_strategy == 'keystone'
+    method = drv.zaqar.client('q').session.auth.auth_methods[0]
+    assert (method.username, method.password) == ('alice', 's3cret')
+    # Without the Keystone options of the group it says what is missing.
+    with pytest.raises(oslo_messaging.InvalidTransportURL,
+                       match='needs auth_url'):
+        driver('zaqar://alice:s3cret@h:1/')
+
+
+def test_explicit_noauth_ignores_a_url_password(caplog):
+    drv = driver('zaqar://tenant-a:pw@h:1/', auth_strategy='noauth')
+    assert auth(drv)['options']['os_project_id'] == 'tenant-a'
+    assert 'ignores the password of its transport URL' in caplog.text
+
+
+def test_signed_urls_take_the_project_of_the_user_part(tmp_path):
+    path = tmp_path / 'urls.json'
+    entry = signed('q')
+    del entry['project']
+    path.write_text(json.dumps(entry))
+    drv = driver('zaqar://from-url@h:1/?auth_strategy=signed_url',
+                 signed_url_file=str(path))
+    assert auth(drv)['options']['os_project_id'] == 'from-url'
+
+
+@pytest.mark.parametrize('opts, size', [
+    ({}, 64 + 16),                      # executor_thread_pool_size + 16
+    ({'http_pool_size': 7}, 7),
+])
+def test_http_pool_fits_the_executor(opts, size):
+    drv = driver('zaqar://p@h:1/', **opts)
+    _, trans = drv.zaqar.client('q')._request_and_transport()
+    adapter = trans.client.session.get_adapter('http://h:1/')
+    assert adapter._pool_maxsize == size

@@ -5,6 +5,12 @@ of them can also be given in the query of the transport URL, which wins
 over the file (as with the kafka driver)::
 
     zaqar://zaqar.example.org:8888/?project_id=5f0c...&poll_interval_max=2
+
+None is needed in the URL, though (some tools refuse a query they don't
+know): the user part of the URL names the project without
+authentication, ``zaqar://<project>@zaqar.example.org:8888/``, or carries
+Keystone credentials, ``zaqar://<user>:<password>@zaqar.example.org:8888/``
+(the Keystone project and ``auth_url`` then come from this group).
 """
 
 from oslo_config import cfg
@@ -14,26 +20,34 @@ GROUP = 'oslo_messaging_zaqar'
 
 # Zaqar refuses claim ttl/grace and message ttl below 60 s.
 ZAQAR_MIN_TTL = 60
+# oslo.messaging's executor_thread_pool_size default, and the connections
+# the listeners, the reply waiter and callers' threads add to it.
+EXECUTOR_THREADS = 64
+EXTRA_CONNECTIONS = 16
 
 OPTS = [
     cfg.StrOpt('url_scheme', default='http', choices=['http', 'https'],
                help='Scheme of the Zaqar endpoint; host and port come from '
                     'the transport URL, an optional path from its virtual '
                     'host.'),
-    cfg.StrOpt('auth_strategy', default='noauth',
+    cfg.StrOpt('auth_strategy',
                choices=[('noauth', 'zaqar-server without authentication: '
                          'the project is sent in X-Project-ID'),
                         ('keystone', 'a Keystone v3 password session, '
                          'built once and reused'),
                         ('signed_url', 'a pre-signed Zaqar URL (the '
                          'signed_url_* options)')],
-               help='How the driver authenticates to Zaqar.'),
+               help='How the driver authenticates to Zaqar. Unset: '
+                    'keystone when the transport URL carries a password '
+                    '(zaqar://<user>:<password>@host), else noauth.'),
     cfg.StrOpt('project_id',
                help='The project whose queues the driver uses. Required '
-                    'with auth_strategy = noauth (sent as X-Project-ID); '
-                    'with signed_url, the project of the URLs that do not '
-                    'name theirs; with keystone it scopes the token, '
-                    'instead of project_name.'),
+                    'with auth_strategy = noauth (sent as X-Project-ID) '
+                    'unless the user part of the transport URL names it '
+                    '(zaqar://<project>@host, which wins over this); with '
+                    'signed_url, the project of the URLs that do not name '
+                    'theirs; with keystone it scopes the token, instead '
+                    'of project_name.'),
     cfg.URIOpt('auth_url', schemes=['http', 'https'],
                help='keystone: the Identity v3 endpoint, e.g. '
                     'https://keystone.example.org/v3.'),
@@ -105,11 +119,16 @@ OPTS = [
                       'sent. Then each empty poll doubles the interval up '
                       'to poll_interval_max. This sets the latency of a '
                       'busy server or caller.'),
-    cfg.FloatOpt('poll_interval_max', default=1.0, min=0.01,
+    cfg.FloatOpt('poll_interval_max', default=0.25, min=0.01,
                  help='Longest interval between polls of queues that stay '
                       'empty. This bounds the latency of the first message '
                       'after a quiet period and the load an idle listener '
-                      'puts on Zaqar (one request per queue per interval).'),
+                      'puts on Zaqar (one request per queue per interval, '
+                      'and one per second for the roll call of a shared '
+                      'queue). The default keeps what oslo.messaging\'s own '
+                      'tests expect of every driver (a notification within '
+                      '0.5 s); raise it to spare Zaqar where latency '
+                      'matters less, or set websocket_url.'),
     cfg.IntOpt('message_ttl', default=3600, min=ZAQAR_MIN_TTL,
                max=1209600,
                help='Seconds a cast, notification or reply lives in Zaqar '
@@ -134,6 +153,14 @@ OPTS = [
     cfg.IntOpt('websocket_subscription_ttl', default=3600, min=60,
                help='Seconds a websocket subscription lives; the driver '
                     'renews it (reconnecting) before it expires.'),
+    cfg.IntOpt('http_pool_size', default=0, min=0,
+               help='HTTP connections to Zaqar kept open for reuse. 0: '
+                    'executor_thread_pool_size + %d, one per thread that '
+                    'may send at the same time (RPC server threads reply, '
+                    'listeners and the reply waiter poll). Too few and '
+                    'connections are closed after each request ("Connection '
+                    'pool is full, discarding connection").'
+                    % EXTRA_CONNECTIONS),
     cfg.FloatOpt('request_timeout', default=30.0, min=0.1,
                  help='Seconds before a Zaqar HTTP request is abandoned '
                       '(and, when sending, retried as the caller\'s retry '

@@ -78,8 +78,13 @@ def _read_file(path):
     return data if isinstance(data, list) else [data]
 
 
-def load(opts):
-    """``{queue: entry}`` from the options and ``signed_url_file``."""
+def load(opts, project=None):
+    """``{queue: entry}`` from the options and ``signed_url_file``.
+
+    ``project`` (default: the ``project_id`` option) is the one of the
+    entries that do not name theirs.
+    """
+    project = project or opts.project_id
     urls = {}
     if opts.signed_url_signature or opts.signed_url_paths:
         queue, entry = _entry(
@@ -87,11 +92,11 @@ def load(opts):
              'expires': opts.signed_url_expires,
              'paths': opts.signed_url_paths,
              'methods': opts.signed_url_methods},
-            opts.project_id, 'the signed_url_* options')
+            project, 'the signed_url_* options')
         urls[queue] = entry
     if opts.signed_url_file:
         for index, raw in enumerate(_read_file(opts.signed_url_file)):
-            queue, entry = _entry(raw, opts.project_id, 'signed_url_file '
+            queue, entry = _entry(raw, project, 'signed_url_file '
                                   '%s entry %d' % (opts.signed_url_file,
                                                    index + 1))
             urls[queue] = entry

@@ -1,0 +1,1 @@
+"""The ``zaqar://`` oslo.messaging driver (entry point: driver.ZaqarDriver)."""

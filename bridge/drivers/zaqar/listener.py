@@ -1,0 +1,290 @@
+"""The ``zaqar://`` listener: polls its queues, hands out messages.
+
+RPC requests and notifications are claimed (one listener handles each)
+and deleted when acknowledged; fanout casts are listed from a marker taken
+when listening starts (pub/sub), never claimed or deleted, they expire
+after ``fanout_ttl``.
+"""
+
+import collections
+import logging
+import math
+import threading
+import time
+
+from oslo_messaging._drivers import amqp as rpc_amqp
+from oslo_messaging._drivers import base
+
+from bridge import backoff
+from bridge import envelope
+from bridge import wire
+from bridge.drivers.zaqar import incoming
+from bridge.drivers.zaqar import presence
+from bridge.drivers.zaqar import transport
+
+LOG = logging.getLogger(__name__)
+
+# A fanout message whose age exceeds the listener's by more than this was
+# posted before the listener started (Zaqar reports ages in whole seconds).
+FANOUT_AGE_SLACK = 1.0
+
+
+class ClaimedQueue:
+    """A queue whose messages go to one listener each (claim, delete)."""
+
+    def __init__(self, zaqar, name, claim_ttl, acks=None):
+        self.zaqar = zaqar
+        self.name = name
+        self.claim_ttl = claim_ttl
+        self.acks = acks
+
+    def fetch(self):
+        return self._claim(transport.MAX_MESSAGES)
+
+    def _claim(self, limit):
+        claim_id, messages = self.zaqar.claim(self.name, limit,
+                                              self.claim_ttl)
+        if not messages:
+            return []
+        claim = incoming.Claim(self.zaqar, self.name, claim_id, len(messages),
+                               self.claim_ttl, self.acks)
+        return [incoming.Raw(self.name, m.id, m.body, m.age, claim)
+                for m in messages]
+
+    def drop(self, raw):
+        raw.claim.delete(raw.id)
+
+    def close(self):
+        pass
+
+
+class SharedQueue(ClaimedQueue):
+    """A claimed queue other listeners may read too: each takes a share.
+
+    Guests deal their messages to the listeners' inboxes; what reaches
+    the shared queue itself (posted by a bridge, or by a sender without
+    access to the roll call) is shared by claims.  The roll call
+    (presence.RollCall) says how many listeners compete: alone, this one
+    claims as much as Zaqar gives; one of ``n``, it claims
+    ``ceil(free / n)`` of the free messages, then lets ``turn`` seconds
+    pass before claiming here again, long enough for every other
+    listener, which polls at least every poll_interval_max, to take its
+    share first.
+    """
+
+    def __init__(self, zaqar, name, claim_ttl, roll_call, turn, acks=None,
+                 clock=time.monotonic):
+        super().__init__(zaqar, name, claim_ttl, acks)
+        self.roll_call = roll_call
+        self.turn = turn
+        self._clock = clock
+        self._next_turn = 0.0
+
+    def fetch(self):
+        competitors = self.roll_call.competitors()
+        if competitors <= 1:
+            return super().fetch()
+        now = self._clock()
+        if now < self._next_turn:
+            return []
+        free = self.zaqar.free(self.name)
+        if not free:
+            return []
+        limit = min(transport.MAX_MESSAGES, math.ceil(free / competitors))
+        raws = self._claim(limit)
+        if raws and limit < transport.MAX_MESSAGES:
+            self._next_turn = now + self.turn
+        return raws
+
+
+class Inbox(ClaimedQueue):
+    """A listener's own queue, where senders deal it messages in turn.
+
+    When the listener stops it leaves the roll calls it answered and,
+    once senders have seen that (presence.REFRESH), hands what is left in
+    its inbox back to the shared queues and deletes it.
+    """
+
+    def __init__(self, zaqar, name, claim_ttl, roll_calls, message_ttl,
+                 acks=None):
+        super().__init__(zaqar, name, claim_ttl, acks)
+        self.roll_calls = roll_calls
+        self.message_ttl = message_ttl
+
+    def close(self):
+        for roll_call in self.roll_calls:
+            roll_call.leave()
+        time.sleep(presence.REFRESH)
+        try:
+            presence.hand_back(self.zaqar, self.name,
+                               self.roll_calls[0].shared, self.message_ttl)
+            # Each listener has an inbox of its own: don't leave them
+            # piling up in Zaqar (RabbitMQ auto-deletes such queues).
+            self.zaqar.delete_queue(self.name)
+        except Exception as exc:
+            LOG.warning('Could not hand the messages of Zaqar queue %s back '
+                        '(they expire there): %s', self.name,
+                        backoff.error_text(exc))
+
+
+class FanoutQueue:
+    """A queue every listener reads in full: listed from a marker.
+
+    The marker starts at the end of the queue, so a new listener only
+    sees what is posted after it started; messages Zaqar reports as older
+    than the listener are skipped too (a marker can be lost, see
+    :meth:`fetch`).
+    """
+
+    def __init__(self, zaqar, name, fanout_ttl):
+        self.zaqar = zaqar
+        self.name = name
+        self.fanout_ttl = fanout_ttl
+        self.marker = None
+        self.started = time.monotonic()
+        self.last_hit = self.started
+        try:
+            while True:
+                messages, self.marker = zaqar.list(name, self.marker)
+                if not messages:
+                    break
+        except Exception as exc:
+            LOG.warning('Could not find the end of fanout queue %s, will '
+                        'skip its old messages by age: %s', name,
+                        backoff.error_text(exc))
+
+    def fetch(self):
+        now = time.monotonic()
+        if self.marker and now - self.last_hit > self.fanout_ttl:
+            # Zaqar/Redis lists at most one page after the marker and
+            # returns nothing when that page only holds expired messages:
+            # once everything we could have missed has expired, start from
+            # the first live message again (dedup drops what we saw).
+            self.marker = None
+            self.last_hit = now
+        messages, self.marker = self.zaqar.list(self.name, self.marker)
+        if messages:
+            self.last_hit = now
+        horizon = now - self.started + FANOUT_AGE_SLACK
+        return [incoming.Raw(self.name, m['id'], m.get('body'),
+                             m.get('age', 0), None)
+                for m in messages if m.get('age', 0) <= horizon]
+
+    def drop(self, raw):
+        # Nobody can use it: spare the other listeners the log line.
+        self.zaqar.delete(self.name, raw.id)
+
+    def close(self):
+        pass
+
+
+class ZaqarListener(base.PollStyleListener):
+    """Polls its queues in turn and hands out one message at a time."""
+
+    def __init__(self, driver, sources, kind, message_cls):
+        super().__init__()
+        self.driver = driver
+        self.sources = sources
+        self.kind = kind
+        self.message_cls = message_cls
+        self.seen = incoming.SeenIds()
+        self.incoming = collections.deque()
+        self._next_source = 0
+        self._stopped = threading.Event()
+        self._backoff = driver.poll_backoff()
+        # Set by stop() and by the push doorbell: poll now.
+        self._wake = threading.Event()
+        self._doorbell = driver.doorbell([s.name for s in sources],
+                                         self._ring, 'zaqar-push-' + kind)
+
+    def _ring(self, queue):
+        self._wake.set()
+
+    @base.batch_poll_helper
+    def poll(self, timeout=None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if self.incoming:
+                return self.incoming.popleft()
+            if self._stopped.is_set():
+                return None
+            if self._fetch():
+                self._backoff.reset()
+                continue
+            pause = self._backoff.next()
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                pause = min(pause, left)
+            self._wake.wait(pause)
+            self._wake.clear()
+
+    def _fetch(self):
+        """Read the queues in turn until one yields messages.
+
+        Returns how many were kept.  The next fetch starts with the queue
+        after that one, so a busy queue can't starve the others, and a
+        message is handed over without waiting for the other queues.
+        """
+        count = len(self.sources)
+        for step in range(count):
+            source = self.sources[(self._next_source + step) % count]
+            try:
+                raws = source.fetch()
+            except Exception as exc:
+                LOG.warning('Could not read Zaqar queue %s: %s',
+                            source.name, backoff.error_text(exc))
+                continue
+            kept = 0
+            for raw in raws:
+                message = self._accept(source, raw)
+                if message is not None:
+                    self.incoming.append(message)
+                    kept += 1
+            if kept:
+                self._next_source = (self._next_source + step + 1) % count
+                return kept
+        return 0
+
+    def _accept(self, source, raw):
+        try:
+            data, message, dedup_id = incoming.parse_body(raw.body, self.kind)
+        except (wire.WireError, envelope.EnvelopeError) as exc:
+            LOG.warning('Dropping Zaqar message %s from queue %s: %s',
+                        raw.id, raw.queue, exc)
+            self._drop(source, raw)
+            return None
+        if not self.seen.add(dedup_id):
+            LOG.debug('Dropping Zaqar message %s from queue %s: already '
+                      'received', raw.id, raw.queue)
+            if raw.claim is not None:
+                self._drop(source, raw)
+            return None
+        message = dict(message)
+        ctxt = rpc_amqp.unpack_context(message)
+        unique_id = message.pop(rpc_amqp.UNIQUE_ID, None)
+        LOG.debug('Received %s %s from queue %s (msg_id %s)', self.kind,
+                  unique_id, raw.queue, ctxt.msg_id)
+        return self.message_cls(self, raw, dedup_id, data.get('reply'), ctxt,
+                                message, unique_id)
+
+    @staticmethod
+    def _drop(source, raw):
+        try:
+            source.drop(raw)
+        except Exception as exc:
+            LOG.warning('Could not delete Zaqar message %s from queue %s: '
+                        '%s', raw.id, raw.queue, backoff.error_text(exc))
+
+    def stop(self):
+        self._stopped.set()
+        self._wake.set()
+        if self._doorbell is not None:
+            self._doorbell.stop(wait=False)
+
+    def cleanup(self):
+        if self._doorbell is not None:
+            self._doorbell.stop()
+        for source in self.sources:
+            source.close()
