@@ -14,7 +14,8 @@ ADAPTERS = ['bridge.amqp.acks', 'bridge.amqp.connection',
             'bridge.amqp.consumer', 'bridge.amqp.publisher',
             'bridge.amqp.topology', 'bridge.zaqar.client',
             'bridge.zaqar.clients', 'bridge.zaqar.doorbell',
-            'bridge.zaqar.options', 'bridge.zaqar.trusts']
+            'bridge.zaqar.options', 'bridge.zaqar.trusts',
+            'bridge.zaqar_http']
 PURE = ['bridge.backoff', 'bridge.batch', 'bridge.bounds',
         'bridge.confcheck', 'bridge.context', 'bridge.envelope',
         'bridge.naming', 'bridge.reject', 'bridge.tokens', 'bridge.wire',

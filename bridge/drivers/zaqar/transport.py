@@ -1,15 +1,13 @@
 """HTTP to Zaqar for the ``zaqar://`` driver: a config-free client.
 
-python-zaqarclient builds a new transport (and ``requests`` session) for
-every call; :class:`Client` keeps the first one, so connections are
-reused, and sizes its connection pool to the driver's concurrency.
+:class:`Client` is bridge/zaqar_http.py's client (one connection reused,
+its pool sized to the driver's concurrency) with TLS settings applied to
+every request.
 :func:`make_client` authenticates it per ``auth_strategy`` and returns a
 :class:`Zaqar`, the few operations the rest of the driver makes.
 """
 
-import functools
 import logging
-import threading
 import time
 from urllib import parse
 import uuid
@@ -19,12 +17,11 @@ from keystoneauth1.identity import v3 as ks_v3
 from keystoneauth1 import session as ks_session
 import oslo_messaging
 import requests
-from requests import adapters
-from zaqarclient.queues.v2 import client as zclient
 from zaqarclient.queues.v2 import core as zcore
 from zaqarclient.transport import errors as zerrors
 
 from bridge import backoff
+from bridge import zaqar_http
 from bridge.drivers.zaqar import options
 from bridge.drivers.zaqar import signed_urls
 
@@ -36,9 +33,7 @@ MAX_MESSAGES = 20
 # Zaqar refuses a claim grace below 60 s.
 CLAIM_GRACE = options.ZAQAR_MIN_TTL
 
-# Errors that mean "this request can never succeed as it is".
-PERMANENT_ERRORS = (zerrors.MalformedRequest, zerrors.ForbiddenError,
-                    zerrors.ResourceNotFound, zerrors.ConflictError)
+PERMANENT_ERRORS = zaqar_http.PERMANENT_ERRORS
 # Errors worth retrying: the server, Keystone or the network is not there
 # right now (keystoneauth fails while zaqarclient asks for a token).
 TRANSIENT_ERRORS = (zerrors.TransportError, requests.RequestException,
@@ -46,8 +41,8 @@ TRANSIENT_ERRORS = (zerrors.TransportError, requests.RequestException,
                     OSError)
 
 
-class Client(zclient.Client):
-    """A zaqarclient v2 Client that reuses one transport for everything.
+class Client(zaqar_http.Client):
+    """The shared reusing client (bridge/zaqar_http.py), TLS per request.
 
     ``verify`` (True, False or a CA bundle) applies to every request:
     zaqarclient itself only applies TLS settings with Keystone.
@@ -59,51 +54,15 @@ class Client(zclient.Client):
         super().__init__(url, version=2,
                          conf={'auth_opts': auth_opts,
                                'client_uuid': str(uuid.uuid4())},
-                         session=session)
-        self._timeout = request_timeout
+                         session=session, request_timeout=request_timeout,
+                         pool_size=pool_size)
         self._verify = verify
-        self._pool_size = pool_size
-        self._transport = None
-        self._lock = threading.Lock()
-
-    def _get_transport(self, request):
-        with self._lock:
-            if self._transport is None:
-                transport = super()._get_transport(request)
-                http = transport.client
-                pool = adapters.HTTPAdapter(pool_connections=1,
-                                            pool_maxsize=self._pool_size)
-                http.session.mount('http://', pool)
-                http.session.mount('https://', pool)
-                if self._timeout:
-                    # zaqarclient sends with no timeout at all.
-                    http.request = functools.partial(http.request,
-                                                     timeout=self._timeout)
-                transport.send = functools.partial(self._send,
-                                                   transport.send)
-                self._transport = transport
-            return self._transport
 
     def _request_and_transport(self):
         req, trans = super()._request_and_transport()
         req.verify = self._verify is not False
         req.cert = self._verify if isinstance(self._verify, str) else None
         return req, trans
-
-    def _send(self, send, request):
-        try:
-            return send(request)
-        except zerrors.UnauthorizedError:
-            # Expired early or revoked: authenticate again next time.
-            invalidate = getattr(self.session, 'invalidate', None)
-            if invalidate is not None:
-                invalidate()
-            raise
-
-    def queue(self, ref, **kwargs):
-        # Zaqar v2 creates queues on first post: skip the extra PUT.
-        kwargs.setdefault('auto_create', False)
-        return super().queue(ref, **kwargs)
 
 
 def endpoint(url, scheme):
