@@ -83,18 +83,19 @@ def route(direction, exchange, **options):
     return ''.join('%s = %s\n' % item for item in options.items())
 
 
-def guests_route(exchange, **options):
+def guests_route(exchange, binding_keys='guestagent.*', **options):
     """to_zaqar: controllers' casts to guestagent.* -> the tenant's queue
     guestagent_<id>."""
-    return route('to_zaqar', exchange, binding_keys='guestagent.*',
+    return route('to_zaqar', exchange, binding_keys=binding_keys,
                  tenant='context:project_id', **options)
 
 
 def conductor_route(exchange, zaqar_queue, tenants, **options):
-    """to_amqp: guests' heartbeats from ``zaqar_queue`` of each tenant."""
+    """to_amqp: guests' heartbeats (by default) from ``zaqar_queue`` of
+    each tenant."""
+    options.setdefault('allowed_methods', 'heartbeat')
     return route('to_amqp', exchange, zaqar_queue=zaqar_queue,
-                 tenants=', '.join(tenants), allowed_methods='heartbeat',
-                 **options)
+                 tenants=', '.join(tenants), **options)
 
 
 def heartbeat(n, ttl=300):
@@ -416,37 +417,27 @@ def dead_letters(rabbit, queue, expect):
     return got
 
 
+def rpc_routes(names, tenants, allowed_methods='heartbeat, report'):
+    """Calls both ways: guests (to_zaqar), conductor and replies
+    (to_amqp) of ``tenants``."""
+    return [
+        ('guests', guests_route(names.exchange)),
+        ('conductor', conductor_route(names.exchange, names.conductor,
+                                      tenants, poll_interval=0.2,
+                                      allowed_methods=allowed_methods)),
+        ('replies', route('to_amqp', '', zaqar_queue='bridge_replies',
+                          tenants=', '.join(tenants), poll_interval=0.2)),
+    ]
+
+
 def start_rpc_daemon(tmp_path, rabbit, zaqar, names, amqp_options=''):
     """A daemon carrying calls both ways: guests, conductor and replies.
 
     ``amqp_options``: more lines for its ``[amqp]`` section.
     """
-    tenants = '%s, %s' % (names.tenant_a, names.tenant_b)
-    routes = [
-        ('guests', '''
-            direction = to_zaqar
-            exchange = %s
-            binding_keys = guestagent.*
-            tenant = context:project_id
-            ''' % names.exchange),
-        ('conductor', '''
-            direction = to_amqp
-            exchange = %s
-            zaqar_queue = %s
-            tenants = %s
-            allowed_methods = heartbeat, report
-            poll_interval = 0.2
-            ''' % (names.exchange, names.conductor, tenants)),
-        ('replies', '''
-            direction = to_amqp
-            exchange =
-            zaqar_queue = bridge_replies
-            tenants = %s
-            poll_interval = 0.2
-            ''' % tenants),
-    ]
     config = write_config(
-        tmp_path / 'bridge.conf', rabbit, zaqar, routes,
+        tmp_path / 'bridge.conf', rabbit, zaqar,
+        rpc_routes(names, (names.tenant_a, names.tenant_b)),
         extra=dead_letter_section(names.dlq) + amqp_options)
     return Daemon(config, tmp_path / 'bridge.log').start(4)
 

@@ -98,12 +98,8 @@ def guest_daemon(tmp_path, rabbit, zaqar, names):
     notifications and replies routes."""
     tenants = '%s, %s' % (names.tenant_a, names.tenant_b)
     routes = [
-        ('guests', '''
-            direction = to_zaqar
-            exchange = %s
-            binding_keys = guestagent.*, guestagent.*.*
-            tenant = context:project_id
-            ''' % names.exchange),
+        ('guests', bridgeutil.guests_route(
+            names.exchange, binding_keys='guestagent.*, guestagent.*.*')),
         ('fanout', '''
             direction = to_zaqar
             exchange = guestagent.%s_fanout

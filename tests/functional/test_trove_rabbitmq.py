@@ -163,20 +163,11 @@ def test_policy_expires_trove_guest_queues(vhost, names, command):
 def test_check_config_lists_queues_nobody_consumes(tmp_path, vhost, zaqar,
                                                     names):
     config = bridgeutil.write_config(tmp_path / 'bridge.conf', vhost, zaqar, [
-        ('guests', '''
-            direction = to_zaqar
-            exchange = %s
-            binding_keys = guestagent.*, guestagent.*.*
-            tenant = context:project_id
-            ''' % names.exchange),
-        ('conductor', '''
-            direction = to_amqp
-            exchange = %s
-            zaqar_queue = trove-conductor
-            routing_key = trove-conductor
-            tenants = t
-            allowed_methods = heartbeat
-            ''' % names.exchange)])
+        ('guests', bridgeutil.guests_route(
+            names.exchange, binding_keys='guestagent.*, guestagent.*.*')),
+        ('conductor', bridgeutil.conductor_route(
+            names.exchange, 'trove-conductor', ['t'],
+            routing_key='trove-conductor'))])
     instance = 'b4d2f3a5-6c7e-4f80-9bac-1d2e3f4a5b6c'
     start_and_stop_server(vhost.url, names.exchange,
                           'guestagent.' + instance, instance)

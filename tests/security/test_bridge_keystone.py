@@ -20,32 +20,9 @@ pytestmark = pytest.mark.functional
 
 def start_daemon(tmp_path, rabbit, zaqar, keystone, names, trusts, *args):
     """The bridge: guests (to_zaqar), conductor and replies (to_amqp)."""
-    tenants = ', '.join(trusts)
-    routes = [
-        ('guests', '''
-            direction = to_zaqar
-            exchange = %s
-            binding_keys = guestagent.*
-            tenant = context:project_id
-            ''' % names.exchange),
-        ('conductor', '''
-            direction = to_amqp
-            exchange = %s
-            zaqar_queue = %s
-            tenants = %s
-            allowed_methods = heartbeat
-            poll_interval = 0.2
-            ''' % (names.exchange, names.conductor, tenants)),
-        ('replies', '''
-            direction = to_amqp
-            exchange =
-            zaqar_queue = bridge_replies
-            tenants = %s
-            poll_interval = 0.2
-            ''' % tenants),
-    ]
     config = bridgeutil.write_config(
-        tmp_path / 'bridge.conf', rabbit, zaqar, routes,
+        tmp_path / 'bridge.conf', rabbit, zaqar,
+        bridgeutil.rpc_routes(names, list(trusts), 'heartbeat'),
         extra=keystoneutil.keystone_zaqar_section(keystone, trusts)
         + bridgeutil.dead_letter_section(names.dlq))
     return bridgeutil.Daemon(config, tmp_path / 'bridge.log',
