@@ -9,6 +9,7 @@ from oslo_log import log
 from bridge.daemon import notify
 from bridge.daemon import reload
 from bridge.daemon import workers
+from bridge.flows import answers_due
 from bridge import metrics
 
 LOG = log.getLogger(__name__)
@@ -17,7 +18,8 @@ LOG = log.getLogger(__name__)
 class ServiceManager(cotyledon.ServiceManager):
     """cotyledon's manager, with metrics and systemd notifications.
 
-    It prepares the metrics directory before any worker starts, forgets
+    It prepares the metrics and answer hints (bridge/flows/answers_due.py)
+    directories before any worker starts, forgets
     the live gauges of dead workers, serves ``/metrics`` and ``/healthz``
     (``[metrics] enabled``) and tells systemd ``READY=1`` only once every
     route is connected (bridge.notify).
@@ -29,6 +31,7 @@ class ServiceManager(cotyledon.ServiceManager):
         # supervisor thread walks them.
         self._services_lock = threading.RLock()
         self.metrics_dir = metrics.setup(conf)
+        answers_due.setup()
         self.metrics = metrics.Metrics()
         self.routes = {}  # service id -> route name
         self.notifier = notify.Notifier(self.metrics_dir)

@@ -24,6 +24,7 @@ from bridge.amqp import publisher
 from bridge.amqp import topology
 from bridge import backoff
 from bridge import batch
+from bridge.flows import answers_due
 from bridge import metrics as bridge_metrics
 from bridge.reject import Reject
 from bridge.translate import to_zaqar
@@ -48,6 +49,7 @@ class Forwarder(mixins.ConsumerMixin):
             route.batch_timeout)
         self.dead = []
         self.acks = acks.Acks()
+        self.hints = answers_due.Sender(conf.rpc.answer_due_window > 0)
         self.zaqar = backoff.Outage(
             LOG, route.name, 'Zaqar', route.retry_max_interval,
             report=lambda up: self.metrics.connection(route.name, 'zaqar',
@@ -97,6 +99,7 @@ class Forwarder(mixins.ConsumerMixin):
         # Stopping: one last attempt for what was received; the rest is
         # requeued by RabbitMQ when the connection closes.
         self.flush(force=True, last=True)
+        self.hints.close()
         self.connected = False
         self.metrics.connection(self.route.name, 'rabbitmq', False)
 
@@ -188,6 +191,8 @@ class Forwarder(mixins.ConsumerMixin):
         self._zaqar_ok()
         self.acks.ack([message for message, _ in todo.items])
         for _, out in todo.items:
+            if out.answer_queue:
+                self.hints.answer_due(out.tenant, out.answer_queue)
             self.metrics.forwarded(self.route.name,
                                    time.monotonic() - out.received_at)
             LOG.debug('Route %s: forwarded message %s to tenant %s queue %s',

@@ -11,7 +11,7 @@ claims, idle or not, the worker services its connection's heartbeats.
 Answers to controllers' calls are checked by bridge/rpc/relay.py
 and recorded in the process's used-token memory only once RabbitMQ
 confirmed them.  When to look at which queue (polling backoff, doorbell,
-safety sweep, per-tenant fairness and rate limit) is
+safety sweep, answers due, per-tenant fairness and rate limit) is
 bridge/flows/schedule.py's business.
 """
 
@@ -25,6 +25,7 @@ from bridge.amqp import connection as amqp_connection
 from bridge.amqp import publisher
 from bridge.amqp import topology
 from bridge import backoff
+from bridge.flows import answers_due
 from bridge.flows import schedule
 from bridge import metrics as bridge_metrics
 from bridge import naming
@@ -58,7 +59,8 @@ class Reverser:
         self.schedule = schedule.Schedule(
             [self._tenant_queue(t) for t in route.tenants],
             route.poll_interval, doorbell=bool(route.doorbell_port),
-            sweep_interval=route.sweep_interval)
+            sweep_interval=route.sweep_interval,
+            answer_due_window=conf.rpc.answer_due_window)
         self._next_discovery = 0.0
         self._unusable = set()   # found tenants whose queue can't be named
         self.queues = self.schedule.owned
@@ -172,6 +174,8 @@ class Reverser:
     # -- the loop
 
     def run(self):
+        hints = answers_due.Listener(self.route.name,
+                                     self.schedule.answer_due).start()
         if self.route.doorbell_port:
             self.doorbell = doorbell.Doorbell(
                 self.route.name, self.route.doorbell_host,
@@ -198,6 +202,7 @@ class Reverser:
                     self.connection.collect()
                     self._stop.wait(self.amqp.failed(exc))
         finally:
+            hints.stop()
             if self.doorbell is not None:
                 self.doorbell.stop()
             self.connection.release()

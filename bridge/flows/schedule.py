@@ -15,6 +15,11 @@ can come back without a message that rang.  Such a ring is remembered
 later; then the ring is forgotten (another bridge may have claimed the
 message; the sweep is the last resort).
 
+An answer due (bridge/flows/answers_due.py: the forward flow has just
+posted a call whose answer comes to this queue) makes the queue due at
+the moment answers usually come, and again a growing step later while
+the answer is not there, for a short window; with or without a doorbell.
+
 Fairness: each round claims at most once (``claim_limit`` messages) from
 each due queue, so a busy tenant can't starve the others, and a tenant
 over ``tenant_rate_limit`` messages per second waits, its overflow kept in
@@ -23,6 +28,8 @@ Zaqar, never dropped.
 
 import threading
 import time
+
+from bridge.flows import answers_due
 
 MIN_POLL = 0.05
 NEVER = float('inf')
@@ -66,7 +73,7 @@ class TenantQueue:
 
 class Schedule:
     def __init__(self, queues, poll_interval, doorbell=False,
-                 sweep_interval=1.0):
+                 sweep_interval=1.0, answer_due_window=0.0):
         self.queues = list(queues)
         self.owned = [q for q in self.queues if q.owned]
         self.by_key = {(q.tenant, q.name): q for q in self.queues}
@@ -77,6 +84,7 @@ class Schedule:
         self._sweep_at = 0
         self._lock = threading.Lock()
         self.wake = threading.Event()
+        self.answers = answers_due.Due(answer_due_window)
 
     def tenants(self):
         with self._lock:
@@ -119,6 +127,8 @@ class Schedule:
         and none unanswered leaves the queue to the doorbell.
         """
         with self._lock:
+            due = queue in self.answers and self.answers.found(queue, count,
+                                                               now)
             if queue.rate:
                 queue.tokens -= count
             queue.idle = MIN_POLL
@@ -130,6 +140,9 @@ class Schedule:
                 queue.next_poll = NEVER
             elif queue.rate and queue.tokens < 1:
                 queue.next_poll = now + (1 - queue.tokens) / queue.rate
+            if due:
+                queue.next_poll = min(queue.next_poll,
+                                      self.answers.next_look(queue, now))
 
     def empty(self, queue, now, rings=None):
         """A claim found ``queue`` empty.
@@ -138,24 +151,47 @@ class Schedule:
         then may be for a message the claim just missed, so look again.
         """
         with self._lock:
-            if rings is not None and queue.rings != rings:
-                queue.next_poll = now
+            self._empty(queue, now, rings)
+            if queue in self.answers:
+                look = self.answers.next_look(queue, now)
+                if look is not None:
+                    queue.next_poll = min(queue.next_poll, look)
+
+    def _empty(self, queue, now, rings):
+        """The doorbell's or the poll's next look after an empty claim."""
+        if rings is not None and queue.rings != rings:
+            queue.next_poll = now
+            return
+        if self.doorbell or not queue.owned:
+            if queue.unclaimed and not queue.rechecked:
+                queue.rechecked = True
+                queue.next_poll = now + RECHECK
                 return
-            if self.doorbell or not queue.owned:
-                if queue.unclaimed and not queue.rechecked:
-                    queue.rechecked = True
-                    queue.next_poll = now + RECHECK
-                    return
-                queue.unclaimed = 0
-                queue.rechecked = False
-                queue.next_poll = NEVER
-                return
-            queue.next_poll = now + min(queue.idle, self.poll_interval)
-            queue.idle = min(queue.idle * 2, self.poll_interval)
+            queue.unclaimed = 0
+            queue.rechecked = False
+            queue.next_poll = NEVER
+            return
+        queue.next_poll = now + min(queue.idle, self.poll_interval)
+        queue.idle = min(queue.idle * 2, self.poll_interval)
 
     def retry_in(self, queue, delay, now):
         with self._lock:
             queue.next_poll = now + delay
+
+    def answer_due(self, tenant, name, now=None):
+        """An answer to a call is due in (tenant, queue); False if that
+        queue is not this worker's to poll or hints are off."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            queue = self.by_key.get((tenant, name))
+            if queue is None or not queue.owned:
+                return False
+            look = self.answers.hinted(queue, now)
+            if look is None:
+                return False
+            queue.next_poll = min(queue.next_poll, look)
+        self.wake.set()
+        return True
 
     def ring(self, tenant, name):
         """The doorbell rang for (tenant, queue); False if not ours."""

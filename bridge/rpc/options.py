@@ -30,4 +30,12 @@ OPTS = [
     cfg.IntOpt('guest_call_timeout', default=60, min=1,
                help='Expiry in seconds of the reply address of a call made '
                     'by a guest when the guest did not state a timeout.'),
+    cfg.FloatOpt('answer_due_window', default=2.0, min=0.0, max=60.0,
+                 help='Seconds during which the worker draining a reply '
+                      'queue looks at it quickly after this bridge posted '
+                      'a controller\'s call whose answer comes there: first '
+                      'when answers usually come (learnt), then at growing '
+                      'steps from 2 ms up to 0.25 s. A call answered later '
+                      'is found by the doorbell or the route\'s poll. Costs '
+                      'a few empty claims per call; 0 turns it off.'),
 ]

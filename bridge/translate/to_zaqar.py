@@ -24,9 +24,10 @@ class Outgoing:
     """One message ready to be posted to Zaqar."""
 
     __slots__ = ('project', 'tenant', 'queue', 'message', 'size', 'msg_id',
-                 'received_at')
+                 'received_at', 'answer_queue')
 
-    def __init__(self, project, tenant, queue, message, msg_id):
+    def __init__(self, project, tenant, queue, message, msg_id,
+                 answer_queue=None):
         self.project = project
         self.tenant = tenant
         self.queue = queue
@@ -34,6 +35,8 @@ class Outgoing:
         self.msg_id = msg_id
         self.size = len(json.dumps(message)) + 2
         self.received_at = None
+        # A call's: the tenant's queue its answer will come to.
+        self.answer_queue = answer_queue
 
 
 def _fields(route, exchange, routing_key, tenant):
@@ -93,7 +96,7 @@ def translate(route, conf, project_of, body, exchange, routing_key,
                       exchange=exchange, routing_key=routing_key, **extra)
     return _checked(conf, Outgoing(project_of(tenant), tenant, queue,
                                    {'body': zbody, 'ttl': route.message_ttl},
-                                   msg_id))
+                                   msg_id, reply and reply['queue']))
 
 
 def _checked(conf, out):
