@@ -68,7 +68,8 @@ def test_answer_found_when_due_not_by_doorbell_or_sweep(
             # The guest did answer: the answer waits, unread, in the reply
             # queue; with hints it would have been taken.
             assert len(guest.tokens) == 1
-            assert len(list(client.queue('bridge_replies').messages(echo=True))) == 1
+            waiting = client.queue('bridge_replies').messages(echo=True)
+            assert len(list(waiting)) == 1
         assert 'dead-lettered' not in d.log()
     finally:
         guest.stop()
