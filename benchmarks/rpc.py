@@ -19,8 +19,22 @@ in every row; it sends ``echo(seq, payload)`` and times each call.
   ``RPCServer`` on ``zaqar://`` (bridge/drivers/zaqar/, with
   ``poll_interval_min = --guest-poll``).
 
-Each guest and the direct server run in a process of their own, so their
-polling threads do not share the caller's interpreter.
+* **Zaqar floor**: what the bridged call cannot avoid: post, claim and
+  delete on one queue, then the same on a second, sequentially, over one
+  keep-alive HTTP session (``requests``), against the same zaqar-server;
+  timed between the calls, as the direct ones are.
+
+Goals (issue 16, P3), for guest b: p50 <= 1.5 x (floor + direct p50);
+p99 <= 2 x p50; the first call after ``--idle`` seconds (default 300) of
+silence <= 2 x the steady p50.  While the guests sit idle, a second
+guest b (another topic, the same options) reaches Zaqar through counting
+proxies (HTTP: common.CountingProxy; websocket: benchmarks/wscount.py):
+its Zaqar requests per second idle are the idle-guest goal (<= 0.1).
+
+zaqar-server runs the notification pipeline and a websocket server
+(push); guest b is given its ``websocket_url``.  Each guest and the
+direct server run in a process of their own, so their polling threads do
+not share the caller's interpreter.
 """
 
 import argparse
@@ -35,7 +49,10 @@ import time
 from benchmarks import common
 from tests.fixtures import servers
 
-GOAL = 4.0
+GOAL_FLOOR = 1.5        # p50 <= this x (Zaqar floor + direct p50)
+GOAL_TAIL = 2.0         # p99 <= this x p50
+GOAL_FIRST = 2.0        # first call after idle <= this x steady p50
+GOAL_IDLE = 0.1         # an idle guest's Zaqar requests/s
 PAYLOAD = 'x' * 100
 
 
@@ -70,6 +87,10 @@ def parse_args(argv=None):
                         'table) when its share runs out (default 100)')
     p.add_argument('--call-timeout', type=float, default=30,
                    help='timeout of each call (default 30)')
+    p.add_argument('--idle', type=float, default=300,
+                   help='seconds the guests sit idle before the first '
+                        'call after idle, while the idle guest\'s requests '
+                        'are counted; 0 skips (default 300)')
     p.add_argument('--bridge-debug', action='store_true',
                    help='run the daemon with debug = true (one log line '
                         'per message, with timestamps; slower) and keep '
@@ -241,11 +262,56 @@ def bridge_routes(args, exchange, tenant):
     return [('guests', '\n'.join(guests)), ('replies', '\n'.join(replies))]
 
 
-def run_guest(args, mp, guest, run_id, zaqar, tenant, client, ctxt,
-              direct, daemon):
-    """One guest variant: (name, answered_by, summary or why not)."""
-    import oslo_messaging
-    topic = 'guestagent.%s-%s' % (guest, run_id)
+class Floor:
+    """The six Zaqar requests a bridged call cannot do without, timed.
+
+    Post, claim (limit 1) and delete on one queue, then the same on a
+    second, sequentially, over one keep-alive ``requests`` session.
+    """
+
+    def __init__(self, url, project):
+        import requests
+        import uuid
+        self.url = url
+        self.session = requests.Session()
+        self.session.headers.update({'Client-ID': str(uuid.uuid4()),
+                                     'X-Project-ID': project})
+        self.queues = ['floor_a', 'floor_b']
+        self.samples = []
+
+    def _one(self, queue):
+        base = '%s/v2/queues/%s' % (self.url, queue)
+        r = self.session.post(base + '/messages', json={'messages': [
+            {'ttl': 60, 'body': {'payload': PAYLOAD}}]})
+        r.raise_for_status()
+        r = self.session.post(base + '/claims?limit=1',
+                              json={'ttl': 60, 'grace': 60})
+        r.raise_for_status()
+        message = r.json()['messages'][0]
+        r = self.session.delete(self.url + message['href'])
+        r.raise_for_status()
+
+    def sample(self, keep=True):
+        t0 = time.perf_counter()
+        for queue in self.queues:
+            self._one(queue)
+        if keep:
+            self.samples.append(time.perf_counter() - t0)
+
+    def summary(self):
+        return common.latency_summary(self.samples)
+
+
+def guest_b_url(port, tenant, args, ws_url):
+    url = ('zaqar://127.0.0.1:%d/?project_id=%s&poll_interval_min=%s'
+           % (port, tenant, args.guest_poll))
+    if ws_url:
+        url += '&websocket_url=%s' % ws_url
+    return url
+
+
+def start_guest(args, mp, guest, topic, zaqar, tenant):
+    """(name, what, started Child) or (name, what, why not)."""
     if guest == 'a':
         name, what = 'bridge (guest a)', 'python-zaqarclient claim loop'
         child = Child(mp, _zaqarclient_guest, zaqar.url, tenant,
@@ -254,25 +320,57 @@ def run_guest(args, mp, guest, run_id, zaqar, tenant, client, ctxt,
         name, what = 'bridge (guest b)', 'RPCServer on zaqar://'
         if importlib.util.find_spec('bridge.drivers.zaqar.driver') is None:
             return name, what, 'bridge/drivers/zaqar/ is missing'
-        url = ('zaqar://127.0.0.1:%d/?project_id=%s&poll_interval_min=%s'
-               % (zaqar.port, tenant, args.guest_poll))
-        child = Child(mp, _serve, url, {'topic': topic,
-                                        'server': 'guest-b'})
+        child = Child(mp, _serve, guest_b_url(
+            zaqar.port, tenant, args, getattr(zaqar, 'ws_url', None)),
+            {'topic': topic, 'server': 'guest-b'})
     try:
         child.start()
     except common.BenchError as exc:
         common.log('%s unavailable: %s' % (name, exc))
         child.stop()
         return name, what, 'unavailable: %s' % exc
-    bridge = Caller(client(topic), ctxt, name, args.bridge_debug)
+    return name, what, child
+
+
+class IdleGuest:
+    """A guest b of its own topic whose Zaqar requests are counted."""
+
+    def __init__(self, args, mp, zaqar, tenant, topic):
+        from benchmarks import wscount
+        self.http = common.CountingProxy(zaqar.port).start()
+        self.ws = None
+        ws_port = getattr(zaqar, 'ws_port', None)
+        if ws_port:
+            self.ws = wscount.WebsocketCountingProxy(ws_port).start()
+        self.child = Child(mp, _serve, guest_b_url(
+            self.http.port, tenant, args, self.ws and self.ws.url),
+            {'topic': topic, 'server': 'idle-guest'})
+        self.child.start()
+
+    def requests(self):
+        """(HTTP requests, websocket requests) so far."""
+        http = sum(self.http.counts()['counts'].values())
+        return http, self.ws.requests() if self.ws else 0
+
+    def stop(self):
+        self.child.stop()
+        self.http.stop()
+        if self.ws is not None:
+            self.ws.stop()
+
+
+def steady(args, name, bridge, direct, floor, daemon, child):
+    """The timed calls, each after a direct call and a floor sample."""
+    import oslo_messaging
     try:
-        common.log('%s: %d calls, alternating with direct calls'
-                   % (name, args.calls))
+        common.log('%s: %d calls, alternating with direct calls and Zaqar '
+                   'floor samples' % (name, args.calls))
         for _ in range(args.warmup):
             bridge.call(keep=False)
         deadline = time.monotonic() + args.budget / max(1, len(args.guests))
         for _ in range(args.calls):
             direct.call()
+            floor.sample()
             bridge.call()
             if time.monotonic() > deadline:
                 common.log('%s: out of time (--budget) after %d calls'
@@ -282,9 +380,37 @@ def run_guest(args, mp, guest, run_id, zaqar, tenant, client, ctxt,
     except oslo_messaging.MessagingTimeout as exc:
         raise common.BenchError('%s: call timed out (%s); guest error: %s'
                                 % (name, exc, child.error()))
+
+
+def idle_then_call(args, mp, zaqar, tenant, run_id, bridge, child):
+    """Sit idle ``--idle`` seconds, counting an idle guest's requests;
+    then time one call: (first call seconds, requests/s, detail)."""
+    import oslo_messaging
+    idle = IdleGuest(args, mp, zaqar, tenant,
+                     'guestagent.idle-%s' % run_id)
+    try:
+        # Its start-up (subscriptions, the first polls) is not idling.
+        time.sleep(min(10.0, args.idle / 10))
+        http0, ws0 = idle.requests()
+        common.log('idle for %.0f s (counting an idle guest\'s requests)'
+                   % args.idle)
+        t0 = time.monotonic()
+        time.sleep(args.idle)
+        http1, ws1 = idle.requests()
+        seconds = time.monotonic() - t0
     finally:
-        child.stop()
-    return name, what, bridge.summary()
+        idle.stop()
+    first = len(bridge.samples)
+    try:
+        bridge.call()
+    except oslo_messaging.MessagingTimeout as exc:
+        raise common.BenchError('first call after idle timed out (%s); '
+                                'guest error: %s' % (exc, child.error()))
+    first_s = bridge.samples.pop(first)
+    detail = {'idle_seconds': seconds, 'http_requests': http1 - http0,
+              'websocket_requests': ws1 - ws0,
+              'websocket': idle.ws is not None}
+    return first_s, (http1 - http0 + ws1 - ws0) / seconds, detail
 
 
 def run(args, workdir, dbids):
@@ -294,11 +420,11 @@ def run(args, workdir, dbids):
     tenant = 'bench-tenant-%s' % run_id
     direct_topic = 'bench-direct-%s' % run_id
     mp = multiprocessing.get_context('spawn')
-    zaqar = common.Zaqar(workdir, dbids, args.gunicorn,
-                         pipeline=args.doorbell)
+    zaqar = common.Zaqar(workdir, dbids, args.gunicorn, pipeline=True,
+                         websocket=True)
     daemon = None
     transport = None
-    rows = []
+    out = {'rows': [], 'idle': None}
     try:
         common.log('starting %s (redis dbs %d,%d)'
                    % (zaqar.describe(), *dbids))
@@ -328,27 +454,45 @@ def run(args, workdir, dbids):
             'exchange': exchange, 'topic': direct_topic, 'server': 's1'})
         direct = Caller(client(direct_topic), {}, 'direct',
                         args.bridge_debug)
+        floor = Floor(zaqar.url, tenant)
         ctxt = {'project_id': tenant, 'user_id': 'bench'}
         bridged = []
         try:
             server.start()
             for _ in range(args.warmup):
                 direct.call(keep=False)
+                floor.sample(keep=False)
             for guest in args.guests:
-                got = run_guest(args, mp, guest, run_id, zaqar, tenant,
-                                client, ctxt, direct, daemon)
-                bridged.append(got)
-                if not isinstance(got[2], str):
-                    common.log('%s p50 %.1f ms (direct so far %.1f ms)' % (
-                        got[0], got[2]['p50_ms'],
-                        direct.summary()['p50_ms']))
+                topic = 'guestagent.%s-%s' % (guest, run_id)
+                name, what, child = start_guest(args, mp, guest, topic,
+                                                zaqar, tenant)
+                if isinstance(child, str):
+                    bridged.append((name, what, child))
+                    continue
+                bridge = Caller(client(topic), ctxt, name, args.bridge_debug)
+                try:
+                    steady(args, name, bridge, direct, floor, daemon, child)
+                    if guest == 'b' and args.idle:
+                        out['idle'] = idle_then_call(
+                            args, mp, zaqar, tenant, run_id, bridge, child)
+                finally:
+                    child.stop()
+                bridged.append((name, what, bridge.summary()))
+                common.log('%s p50 %.1f ms (direct %.1f ms, floor %.1f ms '
+                           'so far)' % (name, bridged[-1][2]['p50_ms'],
+                                        direct.summary()['p50_ms'],
+                                        floor.summary()['p50_ms']))
             if not args.guests:
                 for _ in range(args.calls):
                     direct.call()
+                    floor.sample()
         finally:
             server.stop()
-        rows.append(('direct', 'RPCServer on rabbit://', direct.summary()))
-        rows.extend(bridged)
+        out['rows'] = [('direct', 'RPCServer on rabbit://',
+                        direct.summary()),
+                       ('Zaqar floor', 'post, claim, delete x 2 queues, '
+                        'one keep-alive session', floor.summary())]
+        out['rows'].extend(bridged)
     finally:
         if transport is not None:
             transport.cleanup()
@@ -358,40 +502,86 @@ def run(args, workdir, dbids):
                 common.log('the bridge exited with %s; see %s'
                            % (code, daemon.log_path))
         zaqar.stop()
-    return zaqar, rows
+    return zaqar, out
 
 
-def report(args, zaqar, rows):
-    direct = rows[0][2]
+def goals(rows, idle):
+    """The P3 and idle-guest goals: [{name, bridge, baseline, ratio, goal,
+    met}] (benchmarks.all prints them as they are)."""
+    by = {name: got for name, _, got in rows}
+    base = by['direct']['p50_ms'] + by['Zaqar floor']['p50_ms']
+    out = []
+
+    def goal(name, value, baseline, limit, reference=False):
+        ratio = None
+        if isinstance(value, (int, float)) and baseline:
+            ratio = value / baseline
+        compared = ratio if baseline else value
+        out.append({'name': name, 'bridge': value, 'baseline': baseline,
+                    'ratio': ratio,
+                    'goal': '- (reference)' if reference
+                    else '<= %g' % limit,
+                    'met': None if reference else
+                    isinstance(compared, (int, float)) and compared <= limit})
+    for guest, label in (('bridge (guest b)', 'zaqar:// guest'),
+                         ('bridge (guest a)', 'zaqarclient guest')):
+        got = by.get(guest)
+        if got is None:
+            continue
+        reference = guest.endswith('(guest a)')
+        if isinstance(got, str):
+            goal('rpc call p50 ms, %s (bridge / Zaqar floor + direct)'
+                 % label, got, base, GOAL_FLOOR, reference=reference)
+            continue
+        goal('rpc call p50 ms, %s (bridge / Zaqar floor + direct)' % label,
+             got['p50_ms'], base, GOAL_FLOOR, reference=reference)
+        if reference:
+            continue
+        goal('rpc call p99 ms, %s (p99 / p50)' % label, got['p99_ms'],
+             got['p50_ms'], GOAL_TAIL)
+        if idle is not None:
+            first_s, rate, detail = idle
+            goal('rpc first call after %.0f s idle, ms (first / p50)'
+                 % detail['idle_seconds'], first_s * 1000, got['p50_ms'],
+                 GOAL_FIRST)
+            goal('idle zaqar:// guest, Zaqar req/s (HTTP + websocket%s)'
+                 % ('' if detail['websocket'] else ': none'), rate, None,
+                 GOAL_IDLE)
+    return out
+
+
+def report(args, zaqar, out):
+    rows = out['rows']
     data = {'benchmark': 'rpc', 'zaqar_server': zaqar.describe(),
             'bridge_source': common.bridge_source(args.bridge_src),
             'settings': {k: v for k, v in vars(args).items()
                          if k not in ('json', 'keep')},
-            'rows': [], 'goal_p50_ratio_max': GOAL,
-            'machine': common.machine()}
+            'rows': [], 'machine': common.machine()}
     table_rows = []
+    base = rows[0][2]['p50_ms'] + rows[1][2]['p50_ms']
     for name, what, got in rows:
         if isinstance(got, str):
             data['rows'].append({'name': name, 'answered_by': what,
                                  'error': got})
             table_rows.append([name, '-', '-', '-', '-', got])
             continue
-        ratio = got['p50_ms'] / direct['p50_ms']
-        data['rows'].append(dict(got, name=name, answered_by=what,
-                                 p50_ratio=ratio))
+        data['rows'].append(dict(got, name=name, answered_by=what))
         table_rows.append([name, got['count'], got['p50_ms'],
                            got['p99_ms'], got['mean_ms'],
-                           '-' if name == 'direct' else '%.1f' % ratio])
-    bridged = [r for r in data['rows'] if 'p50_ratio' in r
-               and r['name'] != 'direct']
-    data['goal_met'] = bool(bridged) and all(r['p50_ratio'] <= GOAL
-                                             for r in bridged)
+                           '%.2f' % (got['p50_ms'] / base)
+                           if name.startswith('bridge') else '-'])
+    data['goals'] = goals(rows, out['idle'])
+    if out['idle'] is not None:
+        data['idle'] = dict(out['idle'][2], first_call_ms=out['idle'][0]
+                            * 1000, requests_per_s=out['idle'][1])
+    data['goal_met'] = all(g['met'] for g in data['goals']
+                           if g['met'] is not None)
     if args.json:
         common.dump_json(data)
         return data
     print('RPC round trip: oslo.messaging RPCClient.call() on rabbit://, '
           'up to %d calls per guest (+%d warm-up), each after a direct '
-          'call' % (args.calls, args.warmup))
+          'call and a Zaqar floor sample' % (args.calls, args.warmup))
     print('Zaqar: %s; %d CPUs, load %s'
           % (zaqar.describe(), os.cpu_count(),
              data['machine']['load_1min_at_end']))
@@ -402,12 +592,22 @@ def report(args, zaqar, rows):
     print('Bridge: %s' % data['bridge_source'])
     print()
     print(common.table(['', 'calls', 'p50 ms', 'p99 ms', 'mean ms',
-                        'p50 ratio'], table_rows))
+                        'p50 / (floor + direct)'], table_rows))
     print()
-    print('p50 ratio = bridge p50 / direct p50; goal <= %.0f: %s' % (
-        GOAL, 'met' if data['goal_met'] else 'NOT met'))
+    print(common.table(['goal', 'bridge', 'baseline', 'ratio', 'goal',
+                        'met?'], [[g['name'], common.fmt(g['bridge']),
+                                   common.fmt(g['baseline']),
+                                   common.fmt(g['ratio'], 2), g['goal'],
+                                   '-' if g['met'] is None else
+                                   'met' if g['met'] else 'NOT met']
+                                  for g in data['goals']]))
+    if out['idle'] is not None:
+        d = out['idle'][2]
+        print('idle guest: %d HTTP + %d websocket requests in %.0f s'
+              % (d['http_requests'], d['websocket_requests'],
+                 d['idle_seconds']))
     for name, what, _ in rows:
-        print('  %-17s answered by %s' % (name + ':', what))
+        print('  %-17s %s' % (name + ':', what))
     return data
 
 
@@ -422,8 +622,8 @@ def main(argv=None):
     with common.workspace('bench-rpc-', args.keep or args.bridge_debug) \
             as workdir, \
             common.redis_dbs() as dbids:
-        zaqar, rows = run(args, workdir, dbids)
-        report(args, zaqar, rows)
+        zaqar, out = run(args, workdir, dbids)
+        report(args, zaqar, out)
     return 0
 
 

@@ -213,7 +213,9 @@ class Listener:
                 tenant, queue = json.loads(data)
             except (ValueError, TypeError):
                 continue
-            self.hint(str(tenant), str(queue))
+            if self.hint(str(tenant), str(queue)):
+                LOG.debug('Route %s: an answer is due in tenant %s queue %s',
+                          self.name, tenant, queue)
 
     def stop(self):
         self._stop.set()
