@@ -20,6 +20,7 @@ import sys
 import tempfile
 import textwrap
 import time
+import types
 import urllib.request
 import uuid
 import warnings
@@ -31,10 +32,10 @@ from tests.fixtures import servers
 warnings.filterwarnings('ignore', message=r'(?s).*Eventlet is deprecated')
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-ZAQAR_VENV = pathlib.Path(os.environ.get('ZAQAR_VENV', ROOT / '.zaqar-venv'))
 RABBIT_URL = os.environ.get('BENCH_RABBIT_URL',
                             'rabbit://guest:guest@127.0.0.1:5672/')
-REDIS = os.environ.get('BENCH_REDIS', '127.0.0.1:6379')
+# Where zaqar-server's Redis is (tools/zaqar-server.sh reads it too).
+REDIS = os.environ.get('ZAQAR_REDIS', '127.0.0.1:6379')
 # The lock files of tests/fixtures/servers.py: a benchmark and a test run
 # never share a pair of Redis databases.  Tests take pairs from 6 up, the
 # benchmarks from 14 down.
@@ -224,137 +225,57 @@ def tail(path, lines=30):
 
 # -- zaqar-server
 
-ZAQAR_CONF = '''\
-[DEFAULT]
-# empty = no auth; the project comes from the X-Project-ID header
-auth_strategy =
-pooling = false
-unreliable = true
+class Zaqar(servers.Zaqar):
+    """A no-auth zaqar-server on a free port with the locked Redis
+    databases ``dbids``, started the one way the tests start theirs
+    (tools/zaqar-server.sh, through tests/fixtures/servers.Zaqar).
 
-[drivers]
-transport = wsgi
-message_store = redis
-management_store = redis
+    ``gunicorn``: N sync workers of the wsgi app; 0: zaqar-server's
+    wsgiref.  ``pipeline``: the notification pipeline (subscriptions: the
+    doorbell, websocket push); off by default, as the forward figures were
+    measured without it.  ``cpus``: pin every zaqar-server process to
+    these CPUs (``taskset -c``, e.g. ``'1'``).  ``websocket``: also run the
+    websocket zaqar-server (its URL in :attr:`ws_url`).
+    """
 
-[drivers:transport:wsgi]
-bind = 127.0.0.1
-port = {port}
-
-# Zaqar reads the database only from ?dbid=N
-[drivers:message_store:redis]
-uri = redis://{redis}?dbid={msg_db}
-
-[drivers:management_store:redis]
-uri = redis://{redis}?dbid={mgmt_db}
-
-[signed_url]
-secret_key = amqp-zaqar-bridge-benchmark-secret
-{pipeline}'''
-
-# Subscriptions (the bridge's doorbell) need the notification pipeline.
-PIPELINE = '''
-[storage]
-message_pipeline = zaqar.notification.notifier
-'''
-
-# zaqar.transport.wsgi.app reads its config only from the standard paths.
-GUNICORN_APP = '''\
-import os
-
-from oslo_config import cfg
-from zaqar import bootstrap
-
-cfg.CONF(project='zaqar', args=['--config-file',
-                                os.environ['BENCH_ZAQAR_CONF']])
-application = bootstrap.Bootstrap(cfg.CONF).transport.app
-'''
-
-
-class Zaqar:
-    """A no-auth zaqar-server: wsgiref (``gunicorn=0``) or gunicorn."""
-
-    def __init__(self, workdir, dbids, gunicorn=0, pipeline=False):
-        self.workdir = pathlib.Path(workdir)
-        self.dbids = dbids
-        self.gunicorn = gunicorn
-        self.pipeline = pipeline
-        self.port = servers.free_port()
-        self.url = 'http://127.0.0.1:%d' % self.port
-        self.log_path = self.workdir / 'zaqar.log'
-        self.proc = None
-
-    def describe(self):
-        if self.gunicorn:
-            text = ('zaqar-server app under gunicorn, %d sync worker(s)'
-                    % self.gunicorn)
-        else:
-            text = 'zaqar-server (wsgiref, single-threaded)'
-        return text + (', notification pipeline' if self.pipeline else '')
+    def __init__(self, workdir, dbids, gunicorn=0, pipeline=False,
+                 cpus=None, websocket=False):
+        port = servers.free_port()
+        ws_port, notification_port = servers.free_ports(
+            2, exclude=(port,)) if websocket else (None, None)
+        super().__init__('http://127.0.0.1:%d' % port, 'venv', port, dbids,
+                         ws_port=ws_port,
+                         notification_port=notification_port,
+                         gunicorn=gunicorn, pipeline=pipeline, cpus=cpus,
+                         run_dir=pathlib.Path(workdir) / 'zaqar')
 
     def start(self):
-        conf = self.workdir / 'zaqar.conf'
-        conf.write_text(ZAQAR_CONF.format(
-            port=self.port, redis=REDIS, msg_db=self.dbids[0],
-            mgmt_db=self.dbids[1],
-            pipeline=PIPELINE if self.pipeline else ''))
-        redis = Redis(self.dbids[0])
+        """Start on emptied databases; returns once it answers."""
         try:
-            for db in self.dbids:
-                redis.command('SELECT', db)
-                redis.command('FLUSHDB')
-        finally:
-            redis.close()
-        if self.gunicorn:
-            (self.workdir / 'bench_zaqar_app.py').write_text(GUNICORN_APP)
-            env = dict(os.environ, BENCH_ZAQAR_CONF=str(conf))
-            args = [str(ZAQAR_VENV / 'bin' / 'gunicorn'),
-                    '--workers', str(self.gunicorn),
-                    '--worker-class', 'sync',
-                    '--bind', '127.0.0.1:%d' % self.port,
-                    '--chdir', str(self.workdir),
-                    '--timeout', '120', '--graceful-timeout', '5',
-                    '--log-level', 'warning',
-                    'bench_zaqar_app:application']
-        else:
-            env = None
-            args = [str(ZAQAR_VENV / 'bin' / 'zaqar-server'),
-                    '--config-file', str(conf)]
-        if not pathlib.Path(args[0]).exists():
-            raise BenchError('%s is missing: run tools/setup-env.sh'
-                             % args[0])
-        self.proc = _start(args, self.log_path, env)
-        deadline = time.monotonic() + 60
-        while not self._answers():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise BenchError('zaqar-server did not start:\n%s'
-                                 % tail(self.log_path))
-            time.sleep(0.2)
+            super().start(flush=True)
+        except RuntimeError as exc:
+            raise BenchError('zaqar-server did not start: %s' % exc)
         return self
 
-    def _answers(self):
-        req = urllib.request.Request(self.url + '/v2/', headers={
-            'Client-ID': str(uuid.uuid4()), 'X-Project-ID': 'benchmark'})
-        try:
-            return urllib.request.urlopen(req, timeout=2).status == 200
-        except OSError:
-            return False
+    @property
+    def proc(self):
+        """The wsgi server's main process (``.pid``; gunicorn: the master,
+        whose children are the workers).  :meth:`pids` has them all."""
+        pids = self.pids()
+        return types.SimpleNamespace(pid=pids[0] if pids else None)
 
     def stop(self):
-        _stop(self.proc, 10)
+        try:
+            super().stop()
+        except RuntimeError as exc:
+            log('stopping zaqar-server: %s' % exc)
 
     def flush(self):
         """Empty its Redis databases (after stop(): leave nothing)."""
         try:
-            redis = Redis(self.dbids[0])
-        except OSError as exc:
+            super().flush()
+        except RuntimeError as exc:
             log('could not flush redis dbs %s: %s' % (self.dbids, exc))
-            return
-        try:
-            for db in self.dbids:
-                redis.command('SELECT', db)
-                redis.command('FLUSHDB')
-        finally:
-            redis.close()
 
 
 # -- python-zaqarclient
