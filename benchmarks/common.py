@@ -25,6 +25,7 @@ import urllib.request
 import uuid
 import warnings
 
+from tests.fixtures import proxy
 from tests.fixtures import servers
 
 # oslo.messaging imports oslo.service, which warns about eventlet on
@@ -468,11 +469,6 @@ def create_queues(url, pairs, threads=4):
 
 # -- a counting HTTP reverse proxy (in a process of its own)
 
-_HOP_BY_HOP = {'connection', 'keep-alive', 'proxy-authenticate',
-               'proxy-authorization', 'te', 'trailer', 'trailers',
-               'transfer-encoding', 'upgrade', 'content-length'}
-
-
 def request_kind(method, path):
     """``POST /queues/{q}/claims`` for ``POST /v2/queues/x/claims?limit=20``:
     the request without queue names and ids."""
@@ -486,8 +482,6 @@ def request_kind(method, path):
 
 def _proxy_main(upstream_port, port, control):
     """The proxy process: serve until told to stop (or the parent dies)."""
-    import http.client
-    import http.server
     import threading
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -499,67 +493,21 @@ def _proxy_main(upstream_port, port, control):
     recording = []  # [(time, kind, project, status)] while 'record' is on
     record = threading.Event()
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = 'HTTP/1.1'
+    def observe(method, path, headers, status, took):
+        now = time.monotonic()
+        kind = request_kind(method, path)
+        project = headers.get('X-Project-ID', '')
+        with lock:
+            key = (kind, project, status)
+            counts[key] = counts.get(key, 0) + 1
+            first.setdefault((kind, project), now)
+            timeline[int(now)] = timeline.get(int(now), 0) + 1
+            busy[kind] = busy.get(kind, 0.0) + took
+            if record.is_set():
+                recording.append((now, kind, project, status))
 
-        def log_message(self, *args):
-            pass
-
-        def _forward(self):
-            length = int(self.headers.get('Content-Length') or 0)
-            body = self.rfile.read(length) if length else None
-            headers = {k: v for k, v in self.headers.items()
-                       if k.lower() not in _HOP_BY_HOP}
-            if body is not None:
-                headers['Content-Length'] = str(len(body))
-            upstream = http.client.HTTPConnection('127.0.0.1', upstream_port,
-                                                  timeout=120)
-            started = time.monotonic()
-            try:
-                upstream.request(self.command, self.path, body, headers)
-                resp = upstream.getresponse()
-                data = resp.read()
-                close = resp.will_close
-            except (OSError, http.client.HTTPException) as exc:
-                resp, data, close = None, str(exc).encode(), True
-            finally:
-                upstream.close()
-            took = time.monotonic() - started
-            status = resp.status if resp is not None else 502
-            self.send_response_only(status, resp.reason if resp else None)
-            if resp is not None:
-                for k, v in resp.getheaders():
-                    if k.lower() not in _HOP_BY_HOP:
-                        self.send_header(k, v)
-            if status not in (204, 304) and self.command != 'HEAD':
-                self.send_header('Content-Length', str(len(data)))
-            if close:
-                self.send_header('Connection', 'close')
-                self.close_connection = True
-            self.end_headers()
-            if status not in (204, 304) and self.command != 'HEAD':
-                self.wfile.write(data)
-            now = time.monotonic()
-            kind = request_kind(self.command, self.path)
-            project = self.headers.get('X-Project-ID', '')
-            with lock:
-                key = (kind, project, status)
-                counts[key] = counts.get(key, 0) + 1
-                first.setdefault((kind, project), now)
-                timeline[int(now)] = timeline.get(int(now), 0) + 1
-                busy[kind] = busy.get(kind, 0.0) + took
-                if record.is_set():
-                    recording.append((now, kind, project, status))
-
-        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = \
-            _forward
-
-    class Server(http.server.ThreadingHTTPServer):
-        daemon_threads = True
-        request_queue_size = 128
-
-    server = Server(('127.0.0.1', port), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = proxy.Proxy('http://127.0.0.1:%d' % upstream_port, observe,
+                         port=port)
     control.send('ready')
     while True:
         try:
@@ -584,12 +532,12 @@ def _proxy_main(upstream_port, port, control):
                 del recording[:]
         else:
             break
-    server.shutdown()
-    server.server_close()
+    server.close()
 
 
 class CountingProxy:
-    """A threaded HTTP reverse proxy on loopback that counts requests.
+    """tests/fixtures/proxy.Proxy counting requests, in a process of its
+    own.
 
     Put it between the daemon and zaqar-server (the daemon's ``[zaqar]
     url`` is :attr:`url`) to count what the bridge asks Zaqar, per kind of

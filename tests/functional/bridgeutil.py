@@ -1,7 +1,6 @@
 """Run the installed daemon and talk oslo.messaging to it, for tests."""
 
 import atexit
-import http.server
 import os
 import pathlib
 import re
@@ -19,8 +18,8 @@ import oslo_messaging
 from oslo_config import cfg
 from oslo_messaging._drivers import common as rpc_common
 from prometheus_client import parser
-import requests
 
+from tests.fixtures import proxy
 from tests.fixtures import servers
 from tests.fixtures import web
 
@@ -303,86 +302,23 @@ def drain(queue, expect, timeout=30):
     return got
 
 
-class HttpProxy:
+class HttpProxy(proxy.Proxy):
     """An HTTP proxy in front of a real server (zaqar-server, Keystone).
 
     It records every request (``requests``: method, path, Zaqar project,
-    status) and can hold the next request matching ``hold(predicate)``
-    until :meth:`release`, to catch the bridge in the middle of its work.
-    Give the bridge ``proxy.url`` (``[zaqar] url``, ``auth_url``) to see
-    what it asks.
+    status; 502 when the server failed) and can hold the next request
+    matching ``hold(predicate)`` until :meth:`release`, to catch the bridge
+    in the middle of its work.  Give the bridge ``proxy.url`` (``[zaqar]
+    url``, ``auth_url``) to see what it asks.
     """
 
     def __init__(self, target):
-        self.target = target.rstrip('/')
         self.requests = []
-        self.held = []
-        self._hold = None
-        self._released = threading.Event()
-        proxy = self
+        super().__init__(target, observe=self._record)
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def forward(self):
-                proxy._forward(self)
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = \
-                forward
-
-        self.server = http.server.ThreadingHTTPServer(('127.0.0.1', 0),
-                                                      Handler)
-        self.server.daemon_threads = True
-        self.url = 'http://127.0.0.1:%d' % self.server.server_address[1]
-        self._thread = threading.Thread(target=self.server.serve_forever,
-                                        daemon=True)
-        self._thread.start()
-
-    def hold(self, predicate):
-        """Hold the next request for which ``predicate(method, path)``."""
-        self._released.clear()
-        self._hold = predicate
-
-    def release(self):
-        self._hold = None
-        self._released.set()
-
-    def _forward(self, handler):
-        method, path = handler.command, handler.path
-        hold = self._hold
-        if hold is not None and hold(method, path):
-            self._hold = None
-            self.held.append((method, path))
-            self._released.wait(120)
-        length = int(handler.headers.get('Content-Length') or 0)
-        body = handler.rfile.read(length) if length else None
-        # Host stays: a server building links (Keystone) points at us.
-        headers = {k: v for k, v in handler.headers.items()
-                   if k.lower() not in ('content-length', 'connection')}
-        project = handler.headers.get('X-Project-Id')
-        try:
-            resp = requests.request(method, self.target + path,
-                                    headers=headers, data=body, timeout=60)
-        except requests.RequestException:
-            self.requests.append((method, path, project, None))
-            handler.send_error(502)
-            return
-        self.requests.append((method, path, project, resp.status_code))
-        handler.send_response(resp.status_code)
-        for name, value in resp.headers.items():
-            if name.lower() not in ('content-length', 'connection',
-                                    'transfer-encoding', 'content-encoding',
-                                    'date', 'server'):
-                handler.send_header(name, value)
-        handler.send_header('Content-Length', str(len(resp.content)))
-        handler.end_headers()
-        if method != 'HEAD':
-            handler.wfile.write(resp.content)
-
-    def close(self):
-        self.release()
-        self.server.shutdown()
-        self.server.server_close()
+    def _record(self, method, path, headers, status, took):
+        self.requests.append((method, path, headers.get('X-Project-Id'),
+                              status))
 
 
 # The forward route most tests run.
