@@ -14,7 +14,6 @@ import os
 import pathlib
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ import uuid
 import warnings
 
 from tests.fixtures import proxy
+from tests.fixtures import redisdb
 from tests.fixtures import servers
 
 # oslo.messaging imports oslo.service, which warns about eventlet on
@@ -93,52 +93,9 @@ def run_main(main):
         sys.exit(130)
 
 
-# -- Redis (a few commands; the project's venv has no redis client)
+# -- Redis
 
-class Redis:
-    def __init__(self, db, address=REDIS):
-        host, port = address.rsplit(':', 1)
-        self.sock = socket.create_connection((host, int(port)), timeout=10)
-        self.file = self.sock.makefile('rb')
-        self.command('SELECT', db)
-
-    def close(self):
-        self.file.close()
-        self.sock.close()
-
-    def _send(self, *commands):
-        out = []
-        for args in commands:
-            out.append(b'*%d\r\n' % len(args))
-            for arg in args:
-                arg = str(arg).encode()
-                out.append(b'$%d\r\n%s\r\n' % (len(arg), arg))
-        self.sock.sendall(b''.join(out))
-
-    def _read(self):
-        line = self.file.readline()
-        kind, rest = line[:1], line[1:-2]
-        if kind == b'-':
-            raise BenchError('redis: %s' % rest.decode())
-        if kind == b':':
-            return int(rest)
-        if kind == b'$':
-            if int(rest) < 0:
-                return None
-            data = self.file.read(int(rest) + 2)
-            return data[:-2]
-        if kind == b'+':
-            return rest.decode()
-        raise BenchError('redis: unexpected reply %r' % line)
-
-    def command(self, *args):
-        self._send(args)
-        return self._read()
-
-    def pipeline(self, commands):
-        self._send(*commands)
-        return [self._read() for _ in commands]
-
+Redis = redisdb.Redis   # kept for the scripts; tests/fixtures/redisdb.py
 
 class MessageCounter:
     """Counts the messages stored in Zaqar queues, straight from Redis.
@@ -149,7 +106,7 @@ class MessageCounter:
     """
 
     def __init__(self, db, project, queues):
-        self.redis = Redis(db)
+        self.redis = redisdb.Redis(db, REDIS)
         self.keys = ['%s.%s.messages' % (project, q) for q in queues]
 
     def count(self):
