@@ -50,21 +50,21 @@ def test_calls_and_casts_both_ways_across_two_pools(
         tmp_path, rabbit, zaqar_pooled, conductor, names):
     zaqar = zaqar_pooled
     listed = request(zaqar, 'GET', '/v2/pools?detailed=true').json()['pools']
+    pools = {'pool-db%d' % db: db for db in zaqar.pools}
     assert {(p['name'], p['flavor']) for p in listed} == {
-        (name, 'pooled') for name in zaqar.pool_dbs}
-    (pool_a, db_a), (pool_b, db_b) = sorted(zaqar.pool_dbs.items())
+        (name, 'pooled') for name in pools}
+    (pool_a, db_a), (pool_b, db_b) = sorted(pools.items())
     guest_queue = 'guestagent_%s' % names.guest
     queues = {guest_queue, names.conductor, 'bridge_replies', 'reply_guest1'}
     homes = {names.tenant_a: (pool_a, db_a), names.tenant_b: (pool_b, db_b)}
     try:
         for tenant, (pool, _) in homes.items():
-            weigh(zaqar, {p: 100 if p == pool else 0
-                          for p in zaqar.pool_dbs})
+            weigh(zaqar, {p: 100 if p == pool else 0 for p in pools})
             for queue in sorted(queues):  # zaqarclient v2 would not PUT
                 request(zaqar, 'PUT', '/v2/queues/%s' % queue, {},
                         project=tenant)
     finally:
-        weigh(zaqar, {p: 100 for p in zaqar.pool_dbs})
+        weigh(zaqar, {p: 100 for p in pools})
 
     d = bridgeutil.start_rpc_daemon(tmp_path, rabbit, zaqar, names)
     try:
