@@ -6,6 +6,7 @@
 #   tools/zaqar-server.sh start|stop|status|flush [--port N] [--dbids M,N]
 #       [--run-dir DIR] [--flush] [--websocket-port P [--notification-port Q]]
 #       [--gunicorn N] [--no-pipeline] [--cpus LIST] [--pools A,B,...]
+#       [--extra-config FILE]
 #
 # Env defaults: ZAQAR_PORT (8888), ZAQAR_DBIDS ("3,4": message store,
 # management store), ZAQAR_RUN_DIR (.run/zaqar-<port>), ZAQAR_REDIS
@@ -23,6 +24,10 @@
 # subscriptions (webhooks, websocket push) need and which is on by default.
 # --cpus LIST (start): run every zaqar-server process (wsgi, gunicorn
 # workers, websocket) with taskset -c LIST, e.g. 1 or 0,1.
+# --extra-config FILE (start): a zaqar config file read after the one
+# written here, so its options win (e.g. auth_strategy = keystone and
+# [keystone_authtoken]: tests/fixtures/keystone.py); with auth on, a 401
+# from GET /v2/ counts as answering.
 # --pools A,B (start, flush): pooling: each Redis database A, B, ... is a
 # pool (pool-dbA, ...), registered through the /v2/pools API (admin_mode
 # on) and all put in the flavor "pooled"; new queues are spread across
@@ -53,6 +58,7 @@ gunicorn=0
 pipeline=true
 cpus=
 pools=
+extra_config=
 while [ $# -gt 0 ]; do
     case $1 in
         --port) port=$2; shift 2 ;;
@@ -65,6 +71,7 @@ while [ $# -gt 0 ]; do
         --no-pipeline) pipeline=false; shift ;;
         --cpus) cpus=$2; shift 2 ;;
         --pools) pools=$2; shift 2 ;;
+        --extra-config) extra_config=$2; shift 2 ;;
         *) usage ;;
     esac
 done
@@ -82,6 +89,7 @@ fi
 pin=()
 [ -z "$cpus" ] || pin=(taskset -c "$cpus")
 flavor=pooled
+files=()
 catalogue=$run_dir/catalogue.sqlite
 
 alive() {  # alive PID: a zaqar-server process (not a zombie, not reused)
@@ -129,8 +137,16 @@ except OSError as exc:
 EOF
 }
 
-answers_200() {
-    [ "$(request GET /v2/ 2>/dev/null)" = 200 ]
+answers() {  # 200, or 401 with auth on (--extra-config)
+    case $(request GET /v2/ 2>/dev/null) in
+        200|401*) return 0 ;;
+        *) return 1 ;;
+    esac
+}
+
+config_files() {  # config_files NAME: sets files, zaqar-server's args
+    files=(--config-file "$run_dir/$1")
+    [ -z "$extra_config" ] || files+=(--config-file "$extra_config")
 }
 
 write_conf() {  # write_conf FILE TRANSPORT_SECTIONS
@@ -246,19 +262,21 @@ port = $port"
     local what=wsgiref
     if [ "$gunicorn" -gt 0 ]; then
         what="gunicorn, $gunicorn sync worker(s)"
-        ZAQAR_CONFIG_FILE=$run_dir/zaqar.conf "${pin[@]}" \
+        ZAQAR_CONFIG_FILE=$run_dir/zaqar.conf${extra_config:+:$extra_config} \
+            "${pin[@]}" \
             "$venv/bin/gunicorn" --workers "$gunicorn" \
             --worker-class sync --bind "127.0.0.1:$port" \
             --pythonpath "$root/tools" --timeout 120 \
             --graceful-timeout 5 --log-level warning \
             zaqar_wsgi:application >> "$log" 2>&1 < /dev/null &
     else
-        "${pin[@]}" "$venv/bin/zaqar-server" \
-            --config-file "$run_dir/zaqar.conf" >> "$log" 2>&1 < /dev/null &
+        config_files zaqar.conf
+        "${pin[@]}" "$venv/bin/zaqar-server" "${files[@]}" \
+            >> "$log" 2>&1 < /dev/null &
     fi
     echo $! > "$pidfile"
     local deadline=$((SECONDS + 60))
-    until answers_200; do
+    until answers; do
         if ! running || [ $SECONDS -ge $deadline ]; then
             echo "zaqar-server: not answering at $url/v2/; log tail:" >&2
             tail -n 30 "$log" >&2
@@ -293,8 +311,9 @@ port = $ws_port
 notification_bind = 127.0.0.1
 notification_port = $notif_port"
     echo "--- start $(date -Is)" >> "$ws_log"
-    "${pin[@]}" "$venv/bin/zaqar-server" \
-        --config-file "$run_dir/zaqar-ws.conf" >> "$ws_log" 2>&1 < /dev/null &
+    config_files zaqar-ws.conf
+    "${pin[@]}" "$venv/bin/zaqar-server" "${files[@]}" \
+        >> "$ws_log" 2>&1 < /dev/null &
     echo $! > "$ws_pidfile"
     local deadline=$((SECONDS + 60))
     until listening "$ws_port" "$notif_port"; do
