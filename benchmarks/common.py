@@ -279,33 +279,22 @@ class Daemon:
         self._log_checked = 0.0
         self.config = self.workdir / 'bridge.conf'
         self.log_path = self.workdir / 'bridge.log'
-        self.queues = ['bench-%s-replies' % run, 'bench-%s-dead' % run]
-        self.exchanges = ['bench-%s-dlx' % run]
-        text = textwrap.dedent('''\
-            [DEFAULT]
-            transport_url = {rabbit}
-            routes = {names}
-            graceful_shutdown_timeout = 20
-            [zaqar]
-            url = {zaqar}
-            [rpc]
-            reply_secret = {secret}
-            amqp_reply_queue = {replies}
-            [amqp]
-            dead_letter_exchange = {dlx}
-            dead_letter_queue = {dead}
-            ''').format(rabbit=RABBIT_URL,
-                        names=', '.join(n for n, _ in routes),
-                        zaqar=zaqar_url, secret=SECRET,
-                        replies=self.queues[0], dead=self.queues[1],
-                        dlx=self.exchanges[0])
-        for name, body in routes:
-            body = textwrap.dedent(body).strip()
-            if 'direction = to_zaqar' in body:
-                self.queues.append('bench-%s-%s' % (run, name))
-                body += '\namqp_queue = %s' % self.queues[-1]
-            text += '\n[route:%s]\n%s\n' % (name, body)
-        self.config.write_text(text + textwrap.dedent(extra))
+        # Here, not at the top: it imports oslo.messaging, which the
+        # benchmarks' spawned children (guests, proxy) need not load.
+        from tests.functional import bridgeutil
+        dead = 'bench-%s-dead' % run
+        rabbit = servers.Rabbit(RABBIT_URL, servers.kombu_url(RABBIT_URL),
+                                'env')
+        bridgeutil.write_config(
+            self.config, rabbit, types.SimpleNamespace(url=zaqar_url),
+            routes, bridgeutil.dead_letter_section(dead) + textwrap.dedent(
+                extra), prefix='bench-%s' % run, secret=SECRET)
+        # [replies, dead letters, the to_zaqar routes' queues]: the scripts
+        # add their own, and delete them all on stop().
+        queues = bridgeutil.QUEUES.pop(str(self.config))
+        self.queues = [queues[0], dead] + [q for q in queues[1:]
+                                           if q != dead]
+        self.exchanges = bridgeutil.EXCHANGES.pop(str(self.config))
         self.proc = None
 
     def start(self, ready, timeout=60):

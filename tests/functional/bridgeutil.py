@@ -31,17 +31,19 @@ def bin_path(name):
     return str(here) if here.exists() else shutil.which(name)
 
 
-def write_config(path, rabbit, zaqar, routes, extra=''):
+def write_config(path, rabbit, zaqar, routes, extra='', prefix='bridge-test',
+                 secret=SECRET):
     """A config whose AMQP queues are this test's own.
 
     Every to_zaqar route and the reply queue get unique durable queue
-    names (remembered for :func:`delete_queues`), so runs and tests never
-    share a backlog.  The metrics endpoint gets a free port (unless
-    ``extra`` has a [metrics] section), so daemons never share one.
+    names (``<prefix>-<run>-<route>``, remembered for
+    :func:`delete_queues`), so runs and tests never share a backlog.  The
+    metrics endpoint gets a free port (unless ``extra`` has a [metrics]
+    section), so daemons never share one.
     """
     names = ', '.join(name for name, _ in routes)
     run = uuid.uuid4().hex[:12]
-    queues = ['bridge-test-%s-replies' % run]
+    queues = ['%s-%s-replies' % (prefix, run)]
     text = textwrap.dedent('''
         [DEFAULT]
         transport_url = {rabbit}
@@ -53,11 +55,11 @@ def write_config(path, rabbit, zaqar, routes, extra=''):
         reply_secret = {secret}
         amqp_reply_queue = {reply_queue}
         ''').format(rabbit=rabbit.url, names=names, zaqar=zaqar.url,
-                    secret=SECRET, reply_queue=queues[0])
+                    secret=secret, reply_queue=queues[0])
     for name, body in routes:
         body = textwrap.dedent(body).strip()
         if 'to_zaqar' in body and 'amqp_queue' not in body:
-            queues.append('bridge-test-%s-%s' % (run, name))
+            queues.append('%s-%s-%s' % (prefix, run, name))
             body += '\namqp_queue = %s' % queues[-1]
         text += '\n[route:%s]\n%s\n' % (name, body)
     extra = textwrap.dedent(extra)
