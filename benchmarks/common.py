@@ -14,16 +14,18 @@ import os
 import pathlib
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
+import types
 import urllib.request
 import uuid
 import warnings
 
+from tests.fixtures import proxy
+from tests.fixtures import redisdb
 from tests.fixtures import servers
 
 # oslo.messaging imports oslo.service, which warns about eventlet on
@@ -31,10 +33,10 @@ from tests.fixtures import servers
 warnings.filterwarnings('ignore', message=r'(?s).*Eventlet is deprecated')
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-ZAQAR_VENV = pathlib.Path(os.environ.get('ZAQAR_VENV', ROOT / '.zaqar-venv'))
 RABBIT_URL = os.environ.get('BENCH_RABBIT_URL',
                             'rabbit://guest:guest@127.0.0.1:5672/')
-REDIS = os.environ.get('BENCH_REDIS', '127.0.0.1:6379')
+# Where zaqar-server's Redis is (tools/zaqar-server.sh reads it too).
+REDIS = os.environ.get('ZAQAR_REDIS', '127.0.0.1:6379')
 # The lock files of tests/fixtures/servers.py: a benchmark and a test run
 # never share a pair of Redis databases.  Tests take pairs from 6 up, the
 # benchmarks from 14 down.
@@ -91,52 +93,9 @@ def run_main(main):
         sys.exit(130)
 
 
-# -- Redis (a few commands; the project's venv has no redis client)
+# -- Redis
 
-class Redis:
-    def __init__(self, db, address=REDIS):
-        host, port = address.rsplit(':', 1)
-        self.sock = socket.create_connection((host, int(port)), timeout=10)
-        self.file = self.sock.makefile('rb')
-        self.command('SELECT', db)
-
-    def close(self):
-        self.file.close()
-        self.sock.close()
-
-    def _send(self, *commands):
-        out = []
-        for args in commands:
-            out.append(b'*%d\r\n' % len(args))
-            for arg in args:
-                arg = str(arg).encode()
-                out.append(b'$%d\r\n%s\r\n' % (len(arg), arg))
-        self.sock.sendall(b''.join(out))
-
-    def _read(self):
-        line = self.file.readline()
-        kind, rest = line[:1], line[1:-2]
-        if kind == b'-':
-            raise BenchError('redis: %s' % rest.decode())
-        if kind == b':':
-            return int(rest)
-        if kind == b'$':
-            if int(rest) < 0:
-                return None
-            data = self.file.read(int(rest) + 2)
-            return data[:-2]
-        if kind == b'+':
-            return rest.decode()
-        raise BenchError('redis: unexpected reply %r' % line)
-
-    def command(self, *args):
-        self._send(args)
-        return self._read()
-
-    def pipeline(self, commands):
-        self._send(*commands)
-        return [self._read() for _ in commands]
-
+Redis = redisdb.Redis   # kept for the scripts; tests/fixtures/redisdb.py
 
 class MessageCounter:
     """Counts the messages stored in Zaqar queues, straight from Redis.
@@ -147,7 +106,7 @@ class MessageCounter:
     """
 
     def __init__(self, db, project, queues):
-        self.redis = Redis(db)
+        self.redis = redisdb.Redis(db, REDIS)
         self.keys = ['%s.%s.messages' % (project, q) for q in queues]
 
     def count(self):
@@ -224,137 +183,57 @@ def tail(path, lines=30):
 
 # -- zaqar-server
 
-ZAQAR_CONF = '''\
-[DEFAULT]
-# empty = no auth; the project comes from the X-Project-ID header
-auth_strategy =
-pooling = false
-unreliable = true
+class Zaqar(servers.Zaqar):
+    """A no-auth zaqar-server on a free port with the locked Redis
+    databases ``dbids``, started the one way the tests start theirs
+    (tools/zaqar-server.sh, through tests/fixtures/servers.Zaqar).
 
-[drivers]
-transport = wsgi
-message_store = redis
-management_store = redis
+    ``gunicorn``: N sync workers of the wsgi app; 0: zaqar-server's
+    wsgiref.  ``pipeline``: the notification pipeline (subscriptions: the
+    doorbell, websocket push); off by default, as the forward figures were
+    measured without it.  ``cpus``: pin every zaqar-server process to
+    these CPUs (``taskset -c``, e.g. ``'1'``).  ``websocket``: also run the
+    websocket zaqar-server (its URL in :attr:`ws_url`).
+    """
 
-[drivers:transport:wsgi]
-bind = 127.0.0.1
-port = {port}
-
-# Zaqar reads the database only from ?dbid=N
-[drivers:message_store:redis]
-uri = redis://{redis}?dbid={msg_db}
-
-[drivers:management_store:redis]
-uri = redis://{redis}?dbid={mgmt_db}
-
-[signed_url]
-secret_key = amqp-zaqar-bridge-benchmark-secret
-{pipeline}'''
-
-# Subscriptions (the bridge's doorbell) need the notification pipeline.
-PIPELINE = '''
-[storage]
-message_pipeline = zaqar.notification.notifier
-'''
-
-# zaqar.transport.wsgi.app reads its config only from the standard paths.
-GUNICORN_APP = '''\
-import os
-
-from oslo_config import cfg
-from zaqar import bootstrap
-
-cfg.CONF(project='zaqar', args=['--config-file',
-                                os.environ['BENCH_ZAQAR_CONF']])
-application = bootstrap.Bootstrap(cfg.CONF).transport.app
-'''
-
-
-class Zaqar:
-    """A no-auth zaqar-server: wsgiref (``gunicorn=0``) or gunicorn."""
-
-    def __init__(self, workdir, dbids, gunicorn=0, pipeline=False):
-        self.workdir = pathlib.Path(workdir)
-        self.dbids = dbids
-        self.gunicorn = gunicorn
-        self.pipeline = pipeline
-        self.port = servers.free_port()
-        self.url = 'http://127.0.0.1:%d' % self.port
-        self.log_path = self.workdir / 'zaqar.log'
-        self.proc = None
-
-    def describe(self):
-        if self.gunicorn:
-            text = ('zaqar-server app under gunicorn, %d sync worker(s)'
-                    % self.gunicorn)
-        else:
-            text = 'zaqar-server (wsgiref, single-threaded)'
-        return text + (', notification pipeline' if self.pipeline else '')
+    def __init__(self, workdir, dbids, gunicorn=0, pipeline=False,
+                 cpus=None, websocket=False):
+        port = servers.free_port()
+        ws_port, notification_port = servers.free_ports(
+            2, exclude=(port,)) if websocket else (None, None)
+        super().__init__('http://127.0.0.1:%d' % port, 'venv', port, dbids,
+                         ws_port=ws_port,
+                         notification_port=notification_port,
+                         gunicorn=gunicorn, pipeline=pipeline, cpus=cpus,
+                         run_dir=pathlib.Path(workdir) / 'zaqar')
 
     def start(self):
-        conf = self.workdir / 'zaqar.conf'
-        conf.write_text(ZAQAR_CONF.format(
-            port=self.port, redis=REDIS, msg_db=self.dbids[0],
-            mgmt_db=self.dbids[1],
-            pipeline=PIPELINE if self.pipeline else ''))
-        redis = Redis(self.dbids[0])
+        """Start on emptied databases; returns once it answers."""
         try:
-            for db in self.dbids:
-                redis.command('SELECT', db)
-                redis.command('FLUSHDB')
-        finally:
-            redis.close()
-        if self.gunicorn:
-            (self.workdir / 'bench_zaqar_app.py').write_text(GUNICORN_APP)
-            env = dict(os.environ, BENCH_ZAQAR_CONF=str(conf))
-            args = [str(ZAQAR_VENV / 'bin' / 'gunicorn'),
-                    '--workers', str(self.gunicorn),
-                    '--worker-class', 'sync',
-                    '--bind', '127.0.0.1:%d' % self.port,
-                    '--chdir', str(self.workdir),
-                    '--timeout', '120', '--graceful-timeout', '5',
-                    '--log-level', 'warning',
-                    'bench_zaqar_app:application']
-        else:
-            env = None
-            args = [str(ZAQAR_VENV / 'bin' / 'zaqar-server'),
-                    '--config-file', str(conf)]
-        if not pathlib.Path(args[0]).exists():
-            raise BenchError('%s is missing: run tools/setup-env.sh'
-                             % args[0])
-        self.proc = _start(args, self.log_path, env)
-        deadline = time.monotonic() + 60
-        while not self._answers():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise BenchError('zaqar-server did not start:\n%s'
-                                 % tail(self.log_path))
-            time.sleep(0.2)
+            super().start(flush=True)
+        except RuntimeError as exc:
+            raise BenchError('zaqar-server did not start: %s' % exc)
         return self
 
-    def _answers(self):
-        req = urllib.request.Request(self.url + '/v2/', headers={
-            'Client-ID': str(uuid.uuid4()), 'X-Project-ID': 'benchmark'})
-        try:
-            return urllib.request.urlopen(req, timeout=2).status == 200
-        except OSError:
-            return False
+    @property
+    def proc(self):
+        """The wsgi server's main process (``.pid``; gunicorn: the master,
+        whose children are the workers).  :meth:`pids` has them all."""
+        pids = self.pids()
+        return types.SimpleNamespace(pid=pids[0] if pids else None)
 
     def stop(self):
-        _stop(self.proc, 10)
+        try:
+            super().stop()
+        except RuntimeError as exc:
+            log('stopping zaqar-server: %s' % exc)
 
     def flush(self):
         """Empty its Redis databases (after stop(): leave nothing)."""
         try:
-            redis = Redis(self.dbids[0])
-        except OSError as exc:
+            super().flush()
+        except RuntimeError as exc:
             log('could not flush redis dbs %s: %s' % (self.dbids, exc))
-            return
-        try:
-            for db in self.dbids:
-                redis.command('SELECT', db)
-                redis.command('FLUSHDB')
-        finally:
-            redis.close()
 
 
 # -- python-zaqarclient
@@ -400,33 +279,22 @@ class Daemon:
         self._log_checked = 0.0
         self.config = self.workdir / 'bridge.conf'
         self.log_path = self.workdir / 'bridge.log'
-        self.queues = ['bench-%s-replies' % run, 'bench-%s-dead' % run]
-        self.exchanges = ['bench-%s-dlx' % run]
-        text = textwrap.dedent('''\
-            [DEFAULT]
-            transport_url = {rabbit}
-            routes = {names}
-            graceful_shutdown_timeout = 20
-            [zaqar]
-            url = {zaqar}
-            [rpc]
-            reply_secret = {secret}
-            amqp_reply_queue = {replies}
-            [amqp]
-            dead_letter_exchange = {dlx}
-            dead_letter_queue = {dead}
-            ''').format(rabbit=RABBIT_URL,
-                        names=', '.join(n for n, _ in routes),
-                        zaqar=zaqar_url, secret=SECRET,
-                        replies=self.queues[0], dead=self.queues[1],
-                        dlx=self.exchanges[0])
-        for name, body in routes:
-            body = textwrap.dedent(body).strip()
-            if 'direction = to_zaqar' in body:
-                self.queues.append('bench-%s-%s' % (run, name))
-                body += '\namqp_queue = %s' % self.queues[-1]
-            text += '\n[route:%s]\n%s\n' % (name, body)
-        self.config.write_text(text + textwrap.dedent(extra))
+        # Here, not at the top: it imports oslo.messaging, which the
+        # benchmarks' spawned children (guests, proxy) need not load.
+        from tests.functional import bridgeutil
+        dead = 'bench-%s-dead' % run
+        rabbit = servers.Rabbit(RABBIT_URL, servers.kombu_url(RABBIT_URL),
+                                'env')
+        bridgeutil.write_config(
+            self.config, rabbit, types.SimpleNamespace(url=zaqar_url),
+            routes, bridgeutil.dead_letter_section(dead) + textwrap.dedent(
+                extra), prefix='bench-%s' % run, secret=SECRET)
+        # [replies, dead letters, the to_zaqar routes' queues]: the scripts
+        # add their own, and delete them all on stop().
+        queues = bridgeutil.QUEUES.pop(str(self.config))
+        self.queues = [queues[0], dead] + [q for q in queues[1:]
+                                           if q != dead]
+        self.exchanges = bridgeutil.EXCHANGES.pop(str(self.config))
         self.proc = None
 
     def start(self, ready, timeout=60):
@@ -547,11 +415,6 @@ def create_queues(url, pairs, threads=4):
 
 # -- a counting HTTP reverse proxy (in a process of its own)
 
-_HOP_BY_HOP = {'connection', 'keep-alive', 'proxy-authenticate',
-               'proxy-authorization', 'te', 'trailer', 'trailers',
-               'transfer-encoding', 'upgrade', 'content-length'}
-
-
 def request_kind(method, path):
     """``POST /queues/{q}/claims`` for ``POST /v2/queues/x/claims?limit=20``:
     the request without queue names and ids."""
@@ -565,8 +428,6 @@ def request_kind(method, path):
 
 def _proxy_main(upstream_port, port, control):
     """The proxy process: serve until told to stop (or the parent dies)."""
-    import http.client
-    import http.server
     import threading
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -578,67 +439,21 @@ def _proxy_main(upstream_port, port, control):
     recording = []  # [(time, kind, project, status)] while 'record' is on
     record = threading.Event()
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = 'HTTP/1.1'
+    def observe(method, path, headers, status, took):
+        now = time.monotonic()
+        kind = request_kind(method, path)
+        project = headers.get('X-Project-ID', '')
+        with lock:
+            key = (kind, project, status)
+            counts[key] = counts.get(key, 0) + 1
+            first.setdefault((kind, project), now)
+            timeline[int(now)] = timeline.get(int(now), 0) + 1
+            busy[kind] = busy.get(kind, 0.0) + took
+            if record.is_set():
+                recording.append((now, kind, project, status))
 
-        def log_message(self, *args):
-            pass
-
-        def _forward(self):
-            length = int(self.headers.get('Content-Length') or 0)
-            body = self.rfile.read(length) if length else None
-            headers = {k: v for k, v in self.headers.items()
-                       if k.lower() not in _HOP_BY_HOP}
-            if body is not None:
-                headers['Content-Length'] = str(len(body))
-            upstream = http.client.HTTPConnection('127.0.0.1', upstream_port,
-                                                  timeout=120)
-            started = time.monotonic()
-            try:
-                upstream.request(self.command, self.path, body, headers)
-                resp = upstream.getresponse()
-                data = resp.read()
-                close = resp.will_close
-            except (OSError, http.client.HTTPException) as exc:
-                resp, data, close = None, str(exc).encode(), True
-            finally:
-                upstream.close()
-            took = time.monotonic() - started
-            status = resp.status if resp is not None else 502
-            self.send_response_only(status, resp.reason if resp else None)
-            if resp is not None:
-                for k, v in resp.getheaders():
-                    if k.lower() not in _HOP_BY_HOP:
-                        self.send_header(k, v)
-            if status not in (204, 304) and self.command != 'HEAD':
-                self.send_header('Content-Length', str(len(data)))
-            if close:
-                self.send_header('Connection', 'close')
-                self.close_connection = True
-            self.end_headers()
-            if status not in (204, 304) and self.command != 'HEAD':
-                self.wfile.write(data)
-            now = time.monotonic()
-            kind = request_kind(self.command, self.path)
-            project = self.headers.get('X-Project-ID', '')
-            with lock:
-                key = (kind, project, status)
-                counts[key] = counts.get(key, 0) + 1
-                first.setdefault((kind, project), now)
-                timeline[int(now)] = timeline.get(int(now), 0) + 1
-                busy[kind] = busy.get(kind, 0.0) + took
-                if record.is_set():
-                    recording.append((now, kind, project, status))
-
-        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = \
-            _forward
-
-    class Server(http.server.ThreadingHTTPServer):
-        daemon_threads = True
-        request_queue_size = 128
-
-    server = Server(('127.0.0.1', port), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = proxy.Proxy('http://127.0.0.1:%d' % upstream_port, observe,
+                         port=port)
     control.send('ready')
     while True:
         try:
@@ -663,12 +478,12 @@ def _proxy_main(upstream_port, port, control):
                 del recording[:]
         else:
             break
-    server.shutdown()
-    server.server_close()
+    server.close()
 
 
 class CountingProxy:
-    """A threaded HTTP reverse proxy on loopback that counts requests.
+    """tests/fixtures/proxy.Proxy counting requests, in a process of its
+    own.
 
     Put it between the daemon and zaqar-server (the daemon's ``[zaqar]
     url`` is :attr:`url`) to count what the bridge asks Zaqar, per kind of

@@ -1,7 +1,6 @@
 """Run the installed daemon and talk oslo.messaging to it, for tests."""
 
 import atexit
-import http.server
 import os
 import pathlib
 import re
@@ -19,8 +18,8 @@ import oslo_messaging
 from oslo_config import cfg
 from oslo_messaging._drivers import common as rpc_common
 from prometheus_client import parser
-import requests
 
+from tests.fixtures import proxy
 from tests.fixtures import servers
 from tests.fixtures import web
 
@@ -32,17 +31,19 @@ def bin_path(name):
     return str(here) if here.exists() else shutil.which(name)
 
 
-def write_config(path, rabbit, zaqar, routes, extra=''):
+def write_config(path, rabbit, zaqar, routes, extra='', prefix='bridge-test',
+                 secret=SECRET):
     """A config whose AMQP queues are this test's own.
 
     Every to_zaqar route and the reply queue get unique durable queue
-    names (remembered for :func:`delete_queues`), so runs and tests never
-    share a backlog.  The metrics endpoint gets a free port (unless
-    ``extra`` has a [metrics] section), so daemons never share one.
+    names (``<prefix>-<run>-<route>``, remembered for
+    :func:`delete_queues`), so runs and tests never share a backlog.  The
+    metrics endpoint gets a free port (unless ``extra`` has a [metrics]
+    section), so daemons never share one.
     """
     names = ', '.join(name for name, _ in routes)
     run = uuid.uuid4().hex[:12]
-    queues = ['bridge-test-%s-replies' % run]
+    queues = ['%s-%s-replies' % (prefix, run)]
     text = textwrap.dedent('''
         [DEFAULT]
         transport_url = {rabbit}
@@ -54,11 +55,11 @@ def write_config(path, rabbit, zaqar, routes, extra=''):
         reply_secret = {secret}
         amqp_reply_queue = {reply_queue}
         ''').format(rabbit=rabbit.url, names=names, zaqar=zaqar.url,
-                    secret=SECRET, reply_queue=queues[0])
+                    secret=secret, reply_queue=queues[0])
     for name, body in routes:
         body = textwrap.dedent(body).strip()
         if 'to_zaqar' in body and 'amqp_queue' not in body:
-            queues.append('bridge-test-%s-%s' % (run, name))
+            queues.append('%s-%s-%s' % (prefix, run, name))
             body += '\namqp_queue = %s' % queues[-1]
         text += '\n[route:%s]\n%s\n' % (name, body)
     extra = textwrap.dedent(extra)
@@ -303,86 +304,23 @@ def drain(queue, expect, timeout=30):
     return got
 
 
-class HttpProxy:
+class HttpProxy(proxy.Proxy):
     """An HTTP proxy in front of a real server (zaqar-server, Keystone).
 
     It records every request (``requests``: method, path, Zaqar project,
-    status) and can hold the next request matching ``hold(predicate)``
-    until :meth:`release`, to catch the bridge in the middle of its work.
-    Give the bridge ``proxy.url`` (``[zaqar] url``, ``auth_url``) to see
-    what it asks.
+    status; 502 when the server failed) and can hold the next request
+    matching ``hold(predicate)`` until :meth:`release`, to catch the bridge
+    in the middle of its work.  Give the bridge ``proxy.url`` (``[zaqar]
+    url``, ``auth_url``) to see what it asks.
     """
 
     def __init__(self, target):
-        self.target = target.rstrip('/')
         self.requests = []
-        self.held = []
-        self._hold = None
-        self._released = threading.Event()
-        proxy = self
+        super().__init__(target, observe=self._record)
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def forward(self):
-                proxy._forward(self)
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = \
-                forward
-
-        self.server = http.server.ThreadingHTTPServer(('127.0.0.1', 0),
-                                                      Handler)
-        self.server.daemon_threads = True
-        self.url = 'http://127.0.0.1:%d' % self.server.server_address[1]
-        self._thread = threading.Thread(target=self.server.serve_forever,
-                                        daemon=True)
-        self._thread.start()
-
-    def hold(self, predicate):
-        """Hold the next request for which ``predicate(method, path)``."""
-        self._released.clear()
-        self._hold = predicate
-
-    def release(self):
-        self._hold = None
-        self._released.set()
-
-    def _forward(self, handler):
-        method, path = handler.command, handler.path
-        hold = self._hold
-        if hold is not None and hold(method, path):
-            self._hold = None
-            self.held.append((method, path))
-            self._released.wait(120)
-        length = int(handler.headers.get('Content-Length') or 0)
-        body = handler.rfile.read(length) if length else None
-        # Host stays: a server building links (Keystone) points at us.
-        headers = {k: v for k, v in handler.headers.items()
-                   if k.lower() not in ('content-length', 'connection')}
-        project = handler.headers.get('X-Project-Id')
-        try:
-            resp = requests.request(method, self.target + path,
-                                    headers=headers, data=body, timeout=60)
-        except requests.RequestException:
-            self.requests.append((method, path, project, None))
-            handler.send_error(502)
-            return
-        self.requests.append((method, path, project, resp.status_code))
-        handler.send_response(resp.status_code)
-        for name, value in resp.headers.items():
-            if name.lower() not in ('content-length', 'connection',
-                                    'transfer-encoding', 'content-encoding',
-                                    'date', 'server'):
-                handler.send_header(name, value)
-        handler.send_header('Content-Length', str(len(resp.content)))
-        handler.end_headers()
-        if method != 'HEAD':
-            handler.wfile.write(resp.content)
-
-    def close(self):
-        self.release()
-        self.server.shutdown()
-        self.server.server_close()
+    def _record(self, method, path, headers, status, took):
+        self.requests.append((method, path, headers.get('X-Project-Id'),
+                              status))
 
 
 # The forward route most tests run.
