@@ -23,6 +23,7 @@ from bridge import wire
 from bridge import backoff as backoff_mod
 from bridge.drivers.zaqar import driver as zdriver
 from bridge.drivers.zaqar import incoming
+from bridge.drivers.zaqar import options as zoptions
 from bridge.drivers.zaqar import presence
 
 
@@ -131,6 +132,9 @@ def make_driver(zaqar):
     def make(exmods=None, **query):
         conf = cfg.ConfigOpts()
         conf([], project='test')
+        # No push: the queues are in memory.
+        conf.register_opts(zoptions.OPTS, group=zoptions.GROUP)
+        conf.set_override('websocket_url', '', group=zoptions.GROUP)
         query.setdefault('poll_interval_min', 0.001)
         query.setdefault('poll_interval_max', 0.01)
         url = 'zaqar://h:1/?project_id=p&' + '&'.join(
@@ -358,16 +362,37 @@ def request_body(uid='u1', **extra):
 
 def test_incoming_request(driver, zaqar):
     listener = poller(driver)
-    mid = zaqar.put_raw('topic', request_body())
+    zaqar.put_raw('topic', request_body())
     incoming = poll(listener)
     assert incoming.message == {'method': 'echo', 'args': {'x': 1},
                                 'version': '1.0'}
     assert incoming.ctxt['project_id'] == 'p'
     assert incoming.unique_id == 'u1'
-    assert zaqar.claimed[mid]
+    # Popped: acknowledged on receipt, before dispatch (as the rabbit
+    # driver acknowledges in its consumer callback), never claimed.
+    assert zaqar.queues['topic'] == [] and zaqar.claimed == {}
     incoming.acknowledge()
-    assert zaqar.deleted == [('topic', mid, zaqar.deleted[0][2])]
-    assert zaqar.queues['topic'] == []
+    incoming.requeue()
+    assert zaqar.deleted == [] and zaqar.released == []
+
+
+def test_requests_are_popped_notifications_claimed(driver, zaqar):
+    popped = []
+    pop = zaqar.pop
+    zaqar.pop = lambda queue, limit: popped.append(queue) or pop(queue,
+                                                                 limit)
+    rpc_listener = poller(driver)
+    notifications = driver.listen_for_notifications(
+        [(oslo_messaging.Target(topic='n'), 'info')], None, 1,
+        None)._poll_style_listener
+    zaqar.put_raw('topic_s1', request_body('r'))
+    mid = zaqar.put_raw('n_info', notification_body('n1'))
+    assert poll(rpc_listener).unique_id == 'r'
+    assert 'topic_s1' in popped
+    incoming = poll(notifications)
+    assert zaqar.claimed[mid] and 'n_info' not in popped
+    incoming.acknowledge()   # after dispatch: at least once
+    assert [(q, m) for q, m, _ in zaqar.deleted] == [('n_info', mid)]
 
 
 def test_listens_to_topic_server_and_fanout(driver, zaqar):
@@ -464,7 +489,17 @@ def test_bad_input_is_dropped(driver, zaqar, body, caplog):
     mid = zaqar.put_raw('topic', body)
     zaqar.put_raw('topic', request_body('good'))
     assert poll(listener).unique_id == 'good'
-    assert ('topic', mid) in [(q, m) for q, m, _ in zaqar.deleted]
+    assert zaqar.queues['topic'] == []   # popped, both
+    assert mid in caplog.text
+
+
+def test_bad_notification_input_is_deleted(driver, zaqar, caplog):
+    listener = driver.listen_for_notifications(
+        [(oslo_messaging.Target(topic='n'), 'info')], None, 1,
+        None)._poll_style_listener
+    mid = zaqar.put_raw('n_info', {'some': 'foreign json'})
+    assert poll(listener) is None
+    assert [(q, m) for q, m, _ in zaqar.deleted] == [('n_info', mid)]
     assert mid in caplog.text
 
 
@@ -488,37 +523,36 @@ def test_duplicates_are_dropped(driver, zaqar):
     zaqar.put_raw('topic', request_body('same'))
     first = poll(listener)
     first.acknowledge()
-    dup = zaqar.put_raw('topic', request_body('same'))
+    zaqar.put_raw('topic', request_body('same'))
     assert poll(listener) is None
-    assert ('topic', dup) in [(q, m) for q, m, _ in zaqar.deleted]
+    assert zaqar.queues['topic'] == []
+    notifications = notification_poller(driver)
+    zaqar.put_raw('n_info', notification_body('n1'))
+    poll(notifications).acknowledge()
+    dup = zaqar.put_raw('n_info', notification_body('n1'))
+    assert poll(notifications) is None
+    assert ('n_info', dup) in [(q, m) for q, m, _ in zaqar.deleted]
+
+
+def notification_poller(driver):
+    return driver.listen_for_notifications(
+        [(oslo_messaging.Target(topic='n'), 'info')], None, 1,
+        None)._poll_style_listener
 
 
 def test_requeue_releases_the_claim_once_settled(driver, zaqar):
-    listener = poller(driver)
-    a = zaqar.put_raw('topic', request_body('a'))
-    zaqar.put_raw('topic', request_body('b'))
+    listener = notification_poller(driver)
+    a = zaqar.put_raw('n_info', notification_body('a'))
+    zaqar.put_raw('n_info', notification_body('b'))
     first, second = poll(listener), poll(listener)
     assert first.raw.claim is second.raw.claim
     first.requeue()
     assert zaqar.released == []          # b is still being handled
     second.acknowledge()
-    assert zaqar.released == [('topic', first.raw.claim.id)]
+    assert zaqar.released == [('n_info', first.raw.claim.id)]
     assert a not in zaqar.claimed
     # A requeued message is not a duplicate when it comes back.
     assert poll(listener).unique_id == 'a'
-
-
-def test_failed_acknowledge_raises_so_the_server_skips(driver, zaqar):
-    listener = poller(driver)
-    zaqar.put_raw('topic', request_body())
-    incoming = poll(listener)
-    # Past half its TTL a claim may have expired: the delete is waited for.
-    incoming.raw.claim._trusted_until = time.monotonic()
-    zaqar.claimed.clear()  # the claim expired
-    with pytest.raises(AssertionError):
-        incoming.acknowledge()
-    # Skipped by the server, so not a duplicate when it comes back.
-    assert poll(listener).unique_id == 'u1'
 
 
 def test_failed_notification_acknowledge_is_logged(driver, zaqar, caplog):
@@ -644,14 +678,14 @@ def test_fresh_claims_are_acknowledged_in_the_background(driver, zaqar):
         def shutdown(self, wait=True):
             pass
     driver.acks = Later()
-    listener = poller(driver)
-    mid = zaqar.put_raw('topic', request_body())
+    listener = notification_poller(driver)
+    mid = zaqar.put_raw('n_info', notification_body('n1'))
     incoming = poll(listener)
     incoming.acknowledge()              # returns before Zaqar is asked
     assert zaqar.deleted == [] and len(pending) == 1
     fn, args = pending.pop()
     fn(*args)
-    assert [(q, m) for q, m, _ in zaqar.deleted] == [('topic', mid)]
+    assert [(q, m) for q, m, _ in zaqar.deleted] == [('n_info', mid)]
 
 
 # Helpers ---------------------------------------------------------------------
@@ -782,9 +816,12 @@ def test_a_queue_claimed_by_others_too_is_claimed_a_share(make_driver, zaqar):
     listener = poller(make_driver(poll_interval_max=5.0),
                       oslo_messaging.Target(topic='t', server='s1'))
     got = [poll(listener) for _ in range(3)]
-    # Its half, then the other's turn.
+    # Its half (popped), then the other's turn.
     assert [m.unique_id for m in got[:2]] == ['u0', 'u1'] and got[2] is None
-    assert len(zaqar.queues['t']) == 4 and len(zaqar.claimed) == 2
+    assert [m.body for m in zaqar.queues['t']] == [
+        request_body('u2'), request_body('u3')]
+    # ... when it looks again, push or not.
+    assert listener.sources[1].retry_at is not None
 
 
 def test_at_least_once_refuses_what_no_server_would_take(make_driver,
