@@ -846,3 +846,120 @@ def test_at_least_once_refuses_what_no_server_would_take(make_driver,
     sender.dealer = presence.Dealer(zaqar)
     cast()
     assert len(zaqar.posts) == 3
+
+
+def test_reply_look_schedule_grows_then_holds_then_doubles():
+    from bridge.drivers.zaqar import reply_waiter
+    now = [0.0]
+    schedule = reply_waiter.LookSchedule(0.005, 1.25, 0.05, 1.0, 0.25,
+                                         clock=lambda: now[0])
+    gaps = [schedule.next() for _ in range(12)]
+    assert gaps[0] == 0.005
+    assert all(b == min(0.05, a * 1.25) for a, b in zip(gaps, gaps[1:]))
+    assert gaps[-1] == 0.05     # held at poll_interval_min...
+    now[0] = 2.0                # ... for poll_interval_max, then doubling
+    assert [schedule.next() for _ in range(3)] == [0.1, 0.2, 0.25]
+    schedule.reset()
+    assert schedule.next() == 0.005
+
+
+def test_a_call_looks_at_its_reply_queue_soon(make_driver, zaqar):
+    # Polls of idle queues 10 s apart: the reply is found by the fast
+    # schedule after the call, not by the backoff.
+    driver = make_driver(poll_interval_min=5.0, poll_interval_max=10.0)
+    pops = []
+    pop = zaqar.pop
+
+    def counted(queue, limit):
+        pops.append(time.monotonic())
+        return pop(queue, limit)
+    zaqar.pop = counted
+    waiter = driver._reply_waiter()
+    waiter.listen('m1')
+    start = time.monotonic()
+    zaqar.post(waiter.queue, [wire.body({'result': 7, 'failure': None,
+                                         'ending': True, '_msg_id': 'm1',
+                                         '_unique_id': 'r1'})], 60)
+    assert waiter.wait('m1', 5, None) == 7
+    assert pops and pops[0] - start < 1.0
+
+
+def roll_call_of(clock, pushed):
+    zaqar = MemoryZaqar()
+    roll_call = presence.RollCall(zaqar, 't', 'me', 'inbox_me',
+                                  clock=lambda: clock[0])
+    roll_call.pushed = lambda: pushed[0]
+    return zaqar, roll_call
+
+
+def test_with_push_the_roll_call_is_read_when_news_comes():
+    clock, pushed = [100.0], [True]
+    zaqar, roll_call = roll_call_of(clock, pushed)
+    reads = []
+    list_ = zaqar.list
+    zaqar.list = lambda *a, **kw: reads.append(a) or list_(*a, **kw)
+    assert roll_call.competitors() == 1
+    entries = [b for _, b, _ in zaqar.posts] or [
+        m.body for m in zaqar.queues['t_consumers']]
+    assert entries[-1]['every'] == presence.ANNOUNCE_EVERY_PUSHED
+    read_once = len(reads)
+    # Idle: nothing due for a minute (the next entry).
+    assert roll_call.next_duty() == 100.0 + presence.ANNOUNCE_EVERY_PUSHED
+    # Its own entry, pushed back: no news.
+    roll_call.heard({'consumer': 'me', 'pool': None, 'inbox': 'inbox_me'})
+    assert roll_call.next_duty() > clock[0]
+    # A new listener's entry: read the roll call now.
+    other = {'consumer': 'other', 'pool': None, 'inbox': 'inbox_other',
+             'every': 60}
+    zaqar.post('t_consumers', [other], 180)
+    roll_call.heard(other)
+    assert roll_call.next_duty() == clock[0]
+    clock[0] += 1
+    assert roll_call.competitors() == 2 and len(reads) > read_once
+    # Its renewals are heard: no read until one is overdue (90 s).
+    clock[0] += 50
+    roll_call.heard(other)
+    assert roll_call.next_duty() == 100.0 + presence.ANNOUNCE_EVERY_PUSHED
+    clock[0] += 9
+    reads_before = len(reads)
+    roll_call.competitors()             # its own entry, no read
+    assert len(reads) == reads_before
+    assert roll_call._due == {'other': 151.0 + 90.0}
+    assert roll_call.next_duty() == 160.0 + presence.ANNOUNCE_EVERY_PUSHED
+
+
+def test_without_push_the_roll_call_is_renewed_and_read_as_before():
+    clock, pushed = [100.0], [True]
+    zaqar, roll_call = roll_call_of(clock, pushed)
+    roll_call.competitors()
+    pushed[0] = False       # push stopped: renew at the shorter period
+    assert roll_call.next_duty() == clock[0]
+    roll_call.competitors()
+    assert zaqar.queues['t_consumers'][-1].body['every'] == \
+        presence.ANNOUNCE_EVERY
+    assert roll_call.next_duty() == clock[0] + presence.LISTENER_REFRESH
+
+
+def test_entries_say_how_long_their_listener_lives():
+    assert presence.live_for({'every': 60}) == 90
+    assert presence.live_for({}) == presence.LIVE
+    assert presence.live_for({'every': 'x'}) == presence.LIVE
+    assert presence.entry_ttl(60) == 180
+    assert presence.entry_ttl(20) == 60
+
+
+def test_with_push_a_listener_reads_its_queues_rarely(driver, zaqar):
+    listener = poller(driver)
+    assert poll(listener, timeout=0) is None   # first read of the queues
+    listener.pushing = lambda: True
+    for _ in range(3):
+        listener._ring(None, None)
+        assert poll(listener, timeout=0) is None
+    # Rung: read at once; not rung, the next read is push_poll_interval
+    # away.
+    assert listener._next_fetch - time.monotonic() > \
+        0.8 * driver.opts.push_poll_interval
+    zaqar.put_raw('topic', request_body('late'))
+    assert poll(listener, timeout=0.05) is None   # not rung: not read
+    listener._ring('topic', {'any': 'body'})
+    assert poll(listener, timeout=0).unique_id == 'late'
