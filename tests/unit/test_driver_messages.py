@@ -23,6 +23,7 @@ from bridge import wire
 from bridge import backoff as backoff_mod
 from bridge.drivers.zaqar import driver as zdriver
 from bridge.drivers.zaqar import incoming
+from bridge.drivers.zaqar import options as zoptions
 from bridge.drivers.zaqar import presence
 
 
@@ -131,6 +132,9 @@ def make_driver(zaqar):
     def make(exmods=None, **query):
         conf = cfg.ConfigOpts()
         conf([], project='test')
+        # No push: the queues are in memory.
+        conf.register_opts(zoptions.OPTS, group=zoptions.GROUP)
+        conf.set_override('websocket_url', '', group=zoptions.GROUP)
         query.setdefault('poll_interval_min', 0.001)
         query.setdefault('poll_interval_max', 0.01)
         url = 'zaqar://h:1/?project_id=p&' + '&'.join(
@@ -358,16 +362,37 @@ def request_body(uid='u1', **extra):
 
 def test_incoming_request(driver, zaqar):
     listener = poller(driver)
-    mid = zaqar.put_raw('topic', request_body())
+    zaqar.put_raw('topic', request_body())
     incoming = poll(listener)
     assert incoming.message == {'method': 'echo', 'args': {'x': 1},
                                 'version': '1.0'}
     assert incoming.ctxt['project_id'] == 'p'
     assert incoming.unique_id == 'u1'
-    assert zaqar.claimed[mid]
+    # Popped: acknowledged on receipt, before dispatch (as the rabbit
+    # driver acknowledges in its consumer callback), never claimed.
+    assert zaqar.queues['topic'] == [] and zaqar.claimed == {}
     incoming.acknowledge()
-    assert zaqar.deleted == [('topic', mid, zaqar.deleted[0][2])]
-    assert zaqar.queues['topic'] == []
+    incoming.requeue()
+    assert zaqar.deleted == [] and zaqar.released == []
+
+
+def test_requests_are_popped_notifications_claimed(driver, zaqar):
+    popped = []
+    pop = zaqar.pop
+    zaqar.pop = lambda queue, limit: popped.append(queue) or pop(queue,
+                                                                 limit)
+    rpc_listener = poller(driver)
+    notifications = driver.listen_for_notifications(
+        [(oslo_messaging.Target(topic='n'), 'info')], None, 1,
+        None)._poll_style_listener
+    zaqar.put_raw('topic_s1', request_body('r'))
+    mid = zaqar.put_raw('n_info', notification_body('n1'))
+    assert poll(rpc_listener).unique_id == 'r'
+    assert 'topic_s1' in popped
+    incoming = poll(notifications)
+    assert zaqar.claimed[mid] and 'n_info' not in popped
+    incoming.acknowledge()   # after dispatch: at least once
+    assert [(q, m) for q, m, _ in zaqar.deleted] == [('n_info', mid)]
 
 
 def test_listens_to_topic_server_and_fanout(driver, zaqar):
@@ -464,7 +489,17 @@ def test_bad_input_is_dropped(driver, zaqar, body, caplog):
     mid = zaqar.put_raw('topic', body)
     zaqar.put_raw('topic', request_body('good'))
     assert poll(listener).unique_id == 'good'
-    assert ('topic', mid) in [(q, m) for q, m, _ in zaqar.deleted]
+    assert zaqar.queues['topic'] == []   # popped, both
+    assert mid in caplog.text
+
+
+def test_bad_notification_input_is_deleted(driver, zaqar, caplog):
+    listener = driver.listen_for_notifications(
+        [(oslo_messaging.Target(topic='n'), 'info')], None, 1,
+        None)._poll_style_listener
+    mid = zaqar.put_raw('n_info', {'some': 'foreign json'})
+    assert poll(listener) is None
+    assert [(q, m) for q, m, _ in zaqar.deleted] == [('n_info', mid)]
     assert mid in caplog.text
 
 
@@ -488,37 +523,36 @@ def test_duplicates_are_dropped(driver, zaqar):
     zaqar.put_raw('topic', request_body('same'))
     first = poll(listener)
     first.acknowledge()
-    dup = zaqar.put_raw('topic', request_body('same'))
+    zaqar.put_raw('topic', request_body('same'))
     assert poll(listener) is None
-    assert ('topic', dup) in [(q, m) for q, m, _ in zaqar.deleted]
+    assert zaqar.queues['topic'] == []
+    notifications = notification_poller(driver)
+    zaqar.put_raw('n_info', notification_body('n1'))
+    poll(notifications).acknowledge()
+    dup = zaqar.put_raw('n_info', notification_body('n1'))
+    assert poll(notifications) is None
+    assert ('n_info', dup) in [(q, m) for q, m, _ in zaqar.deleted]
+
+
+def notification_poller(driver):
+    return driver.listen_for_notifications(
+        [(oslo_messaging.Target(topic='n'), 'info')], None, 1,
+        None)._poll_style_listener
 
 
 def test_requeue_releases_the_claim_once_settled(driver, zaqar):
-    listener = poller(driver)
-    a = zaqar.put_raw('topic', request_body('a'))
-    zaqar.put_raw('topic', request_body('b'))
+    listener = notification_poller(driver)
+    a = zaqar.put_raw('n_info', notification_body('a'))
+    zaqar.put_raw('n_info', notification_body('b'))
     first, second = poll(listener), poll(listener)
     assert first.raw.claim is second.raw.claim
     first.requeue()
     assert zaqar.released == []          # b is still being handled
     second.acknowledge()
-    assert zaqar.released == [('topic', first.raw.claim.id)]
+    assert zaqar.released == [('n_info', first.raw.claim.id)]
     assert a not in zaqar.claimed
     # A requeued message is not a duplicate when it comes back.
     assert poll(listener).unique_id == 'a'
-
-
-def test_failed_acknowledge_raises_so_the_server_skips(driver, zaqar):
-    listener = poller(driver)
-    zaqar.put_raw('topic', request_body())
-    incoming = poll(listener)
-    # Past half its TTL a claim may have expired: the delete is waited for.
-    incoming.raw.claim._trusted_until = time.monotonic()
-    zaqar.claimed.clear()  # the claim expired
-    with pytest.raises(AssertionError):
-        incoming.acknowledge()
-    # Skipped by the server, so not a duplicate when it comes back.
-    assert poll(listener).unique_id == 'u1'
 
 
 def test_failed_notification_acknowledge_is_logged(driver, zaqar, caplog):
@@ -644,14 +678,14 @@ def test_fresh_claims_are_acknowledged_in_the_background(driver, zaqar):
         def shutdown(self, wait=True):
             pass
     driver.acks = Later()
-    listener = poller(driver)
-    mid = zaqar.put_raw('topic', request_body())
+    listener = notification_poller(driver)
+    mid = zaqar.put_raw('n_info', notification_body('n1'))
     incoming = poll(listener)
     incoming.acknowledge()              # returns before Zaqar is asked
     assert zaqar.deleted == [] and len(pending) == 1
     fn, args = pending.pop()
     fn(*args)
-    assert [(q, m) for q, m, _ in zaqar.deleted] == [('topic', mid)]
+    assert [(q, m) for q, m, _ in zaqar.deleted] == [('n_info', mid)]
 
 
 # Helpers ---------------------------------------------------------------------
@@ -782,9 +816,12 @@ def test_a_queue_claimed_by_others_too_is_claimed_a_share(make_driver, zaqar):
     listener = poller(make_driver(poll_interval_max=5.0),
                       oslo_messaging.Target(topic='t', server='s1'))
     got = [poll(listener) for _ in range(3)]
-    # Its half, then the other's turn.
+    # Its half (popped), then the other's turn.
     assert [m.unique_id for m in got[:2]] == ['u0', 'u1'] and got[2] is None
-    assert len(zaqar.queues['t']) == 4 and len(zaqar.claimed) == 2
+    assert [m.body for m in zaqar.queues['t']] == [
+        request_body('u2'), request_body('u3')]
+    # ... when it looks again, push or not.
+    assert listener.sources[1].retry_at is not None
 
 
 def test_at_least_once_refuses_what_no_server_would_take(make_driver,
@@ -809,3 +846,120 @@ def test_at_least_once_refuses_what_no_server_would_take(make_driver,
     sender.dealer = presence.Dealer(zaqar)
     cast()
     assert len(zaqar.posts) == 3
+
+
+def test_reply_look_schedule_grows_then_holds_then_doubles():
+    from bridge.drivers.zaqar import reply_waiter
+    now = [0.0]
+    schedule = reply_waiter.LookSchedule(0.005, 1.25, 0.05, 1.0, 0.25,
+                                         clock=lambda: now[0])
+    gaps = [schedule.next() for _ in range(12)]
+    assert gaps[0] == 0.005
+    assert all(b == min(0.05, a * 1.25) for a, b in zip(gaps, gaps[1:]))
+    assert gaps[-1] == 0.05     # held at poll_interval_min...
+    now[0] = 2.0                # ... for poll_interval_max, then doubling
+    assert [schedule.next() for _ in range(3)] == [0.1, 0.2, 0.25]
+    schedule.reset()
+    assert schedule.next() == 0.005
+
+
+def test_a_call_looks_at_its_reply_queue_soon(make_driver, zaqar):
+    # Polls of idle queues 10 s apart: the reply is found by the fast
+    # schedule after the call, not by the backoff.
+    driver = make_driver(poll_interval_min=5.0, poll_interval_max=10.0)
+    pops = []
+    pop = zaqar.pop
+
+    def counted(queue, limit):
+        pops.append(time.monotonic())
+        return pop(queue, limit)
+    zaqar.pop = counted
+    waiter = driver._reply_waiter()
+    waiter.listen('m1')
+    start = time.monotonic()
+    zaqar.post(waiter.queue, [wire.body({'result': 7, 'failure': None,
+                                         'ending': True, '_msg_id': 'm1',
+                                         '_unique_id': 'r1'})], 60)
+    assert waiter.wait('m1', 5, None) == 7
+    assert pops and pops[0] - start < 1.0
+
+
+def roll_call_of(clock, pushed):
+    zaqar = MemoryZaqar()
+    roll_call = presence.RollCall(zaqar, 't', 'me', 'inbox_me',
+                                  clock=lambda: clock[0])
+    roll_call.pushed = lambda: pushed[0]
+    return zaqar, roll_call
+
+
+def test_with_push_the_roll_call_is_read_when_news_comes():
+    clock, pushed = [100.0], [True]
+    zaqar, roll_call = roll_call_of(clock, pushed)
+    reads = []
+    list_ = zaqar.list
+    zaqar.list = lambda *a, **kw: reads.append(a) or list_(*a, **kw)
+    assert roll_call.competitors() == 1
+    entries = [b for _, b, _ in zaqar.posts] or [
+        m.body for m in zaqar.queues['t_consumers']]
+    assert entries[-1]['every'] == presence.ANNOUNCE_EVERY_PUSHED
+    read_once = len(reads)
+    # Idle: nothing due for a minute (the next entry).
+    assert roll_call.next_duty() == 100.0 + presence.ANNOUNCE_EVERY_PUSHED
+    # Its own entry, pushed back: no news.
+    roll_call.heard({'consumer': 'me', 'pool': None, 'inbox': 'inbox_me'})
+    assert roll_call.next_duty() > clock[0]
+    # A new listener's entry: read the roll call now.
+    other = {'consumer': 'other', 'pool': None, 'inbox': 'inbox_other',
+             'every': 60}
+    zaqar.post('t_consumers', [other], 180)
+    roll_call.heard(other)
+    assert roll_call.next_duty() == clock[0]
+    clock[0] += 1
+    assert roll_call.competitors() == 2 and len(reads) > read_once
+    # Its renewals are heard: no read until one is overdue (90 s).
+    clock[0] += 50
+    roll_call.heard(other)
+    assert roll_call.next_duty() == 100.0 + presence.ANNOUNCE_EVERY_PUSHED
+    clock[0] += 9
+    reads_before = len(reads)
+    roll_call.competitors()             # its own entry, no read
+    assert len(reads) == reads_before
+    assert roll_call._due == {'other': 151.0 + 90.0}
+    assert roll_call.next_duty() == 160.0 + presence.ANNOUNCE_EVERY_PUSHED
+
+
+def test_without_push_the_roll_call_is_renewed_and_read_as_before():
+    clock, pushed = [100.0], [True]
+    zaqar, roll_call = roll_call_of(clock, pushed)
+    roll_call.competitors()
+    pushed[0] = False       # push stopped: renew at the shorter period
+    assert roll_call.next_duty() == clock[0]
+    roll_call.competitors()
+    assert zaqar.queues['t_consumers'][-1].body['every'] == \
+        presence.ANNOUNCE_EVERY
+    assert roll_call.next_duty() == clock[0] + presence.LISTENER_REFRESH
+
+
+def test_entries_say_how_long_their_listener_lives():
+    assert presence.live_for({'every': 60}) == 90
+    assert presence.live_for({}) == presence.LIVE
+    assert presence.live_for({'every': 'x'}) == presence.LIVE
+    assert presence.entry_ttl(60) == 180
+    assert presence.entry_ttl(20) == 60
+
+
+def test_with_push_a_listener_reads_its_queues_rarely(driver, zaqar):
+    listener = poller(driver)
+    assert poll(listener, timeout=0) is None   # first read of the queues
+    listener.pushing = lambda: True
+    for _ in range(3):
+        listener._ring(None, None)
+        assert poll(listener, timeout=0) is None
+    # Rung: read at once; not rung, the next read is push_poll_interval
+    # away.
+    assert listener._next_fetch - time.monotonic() > \
+        0.8 * driver.opts.push_poll_interval
+    zaqar.put_raw('topic', request_body('late'))
+    assert poll(listener, timeout=0.05) is None   # not rung: not read
+    listener._ring('topic', {'any': 'body'})
+    assert poll(listener, timeout=0).unique_id == 'late'

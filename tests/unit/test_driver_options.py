@@ -309,3 +309,27 @@ def test_http_pool_fits_the_executor(opts, size):
     _, trans = drv.zaqar.client('q')._request_and_transport()
     adapter = trans.client.session.get_adapter('http://h:1/')
     assert adapter._pool_maxsize == size
+
+
+@pytest.mark.parametrize('url, opts, expected', [
+    # auto (the default): the Zaqar host on the websocket port, 9000.
+    ('zaqar://p@zaqar.example.org:8888/', {},
+     ('ws://zaqar.example.org:9000', True, None)),
+    ('zaqar://p@zaqar.example.org/', {'url_scheme': 'https'},
+     ('wss://zaqar.example.org:9000', True, None)),
+    ('zaqar://p@[::1]:8888/', {}, ('ws://[::1]:9000', True, None)),
+    ('zaqar://p@h/', {'websocket_url': 'ws://elsewhere:7000'},
+     ('ws://elsewhere:7000', False, None)),
+    ('zaqar://p@h/', {'websocket_url': ''}, (None, False, None)),
+    # Keystone: auto quietly polls; an explicit URL says why not.
+    ('zaqar://u:pw@h/', {'auth_url': 'http://k/v3', 'project_id': 'x'},
+     (None, True, None)),
+    ('zaqar://u:pw@h/', {'auth_url': 'http://k/v3', 'project_id': 'x',
+                         'websocket_url': 'ws://h:9000'},
+     (None, False, 'push needs auth_strategy = noauth for now')),
+])
+def test_websocket_url_discovery(url, opts, expected):
+    from bridge.drivers.zaqar import push
+    drv = driver(url, **opts)
+    assert push.websocket_url(drv.opts, drv._url,
+                              drv.auth_strategy) == expected

@@ -8,11 +8,16 @@ another guest of the same project) reads them.  What is posted is exactly
 ``bridge.naming``:
 
 * ``queue_name(topic)`` and ``queue_name(topic.server)``: RPC requests,
-  claimed (one server handles each) and deleted when acknowledged;
+  popped (read and deleted in one request, so one server handles each):
+  acknowledged as they are received, before dispatch, exactly as the
+  rabbit driver acknowledges them in its consumer callback (at most
+  once: a server that dies before dispatching loses them, and the
+  callers time out);
 * ``fanout_queue_name(topic)``: fanout casts, listed from a marker taken
   when listening starts (pub/sub), never claimed or deleted, they expire
   after ``fanout_ttl``;
-* ``queue_name(topic.priority)``: notifications, claimed;
+* ``queue_name(topic.priority)``: notifications, claimed and deleted
+  once dispatched (acknowledged), or released (requeued): at least once;
 * ``<topic.priority queue>.pool.<pool>``: a listener pool's copy, claimed;
 * ``<shared queue>_consumers`` and ``inbox_<hex>``: the roll call of a
   claimed queue and each listener's own queue (presence.py);
@@ -32,21 +37,23 @@ the token; this driver never reads it), and so do its call-monitor
 heartbeats when the caller asked for them.  A call from another guest of the
 project carries ``_reply_q`` only: the answer goes straight into it.
 
-Zaqar can't push over HTTP, so queues are polled: every
-``poll_interval_min`` for ``poll_interval_max`` seconds after a message
-arrived (or a call was sent), then with an interval doubling up to
+Zaqar pushes new messages over its websocket transport
+(``websocket_url``, by default the Zaqar host's port 9000; push.py): a
+push rings a listener (or the reply waiter), which then reads its queues
+over HTTP; while push works the queues are otherwise read only every
+``push_poll_interval`` seconds, a safety net.  Without push, queues are
+polled: every ``poll_interval_min`` for ``poll_interval_max`` seconds
+after a message arrived, then with an interval doubling up to
 ``poll_interval_max``.  A listener reads its queues in turn and hands a
-message over as soon as one yields it; the reply queue is only polled
-while a call waits.  Senders deal a topic's RPC requests to its servers
-in turn, and a notification to one listener of each pool, through the
-roll call (presence.py), as RabbitMQ deals a queue's messages.
+message over as soon as one yields it; the reply queue is only read
+while a call waits (reply_waiter.py).  Senders deal a topic's RPC
+requests to its servers in turn, and a notification to one listener of
+each pool, through the roll call (presence.py), as RabbitMQ deals a
+queue's messages.
 
 The target's exchange plays no part in queue names, as with RabbitMQ,
 where a server's queue is named after its topic only and servers of one
 topic on two exchanges share it.
-
-With ``websocket_url`` set, a websocket zaqar-server rings a doorbell
-instead of waiting for the next poll (bridge/drivers/zaqar/push.py).
 
 The package, split by role as oslo.messaging splits its drivers:
 ``driver`` (this :class:`ZaqarDriver`: sending, listening), ``listener``
@@ -116,24 +123,19 @@ class ZaqarDriver(base.BaseDriver):
         return threads + options.EXTRA_CONNECTIONS
 
     def doorbell(self, queues, ring, name):
-        """A :class:`PushDoorbell` for ``queues``, or None without push."""
-        if not self.opts.websocket_url:
+        """A :class:`PushDoorbell` for ``queues``, or None without push
+        (websocket_url)."""
+        url, discovered, why = push.websocket_url(self.opts, self._url,
+                                                  self.auth_strategy)
+        if why and not self._push_warned:
+            self._push_warned = True
+            LOG.warning('Zaqar push (websocket_url) is off (%s); polling '
+                        'only', why)
+        if url is None:
             return None
-        why = None
-        if self.auth_strategy != 'noauth':
-            why = 'push needs auth_strategy = noauth for now'
-        elif push.websocket is None:
-            why = 'the websocket-client package is not installed'
-        if why:
-            if not self._push_warned:
-                self._push_warned = True
-                LOG.warning('websocket_url is ignored (%s); polling only',
-                            why)
-            return None
-        return push.PushDoorbell(self.opts.websocket_url, self.zaqar.project,
-                                 queues, ring,
+        return push.PushDoorbell(url, self.zaqar.project, queues, ring,
                                  self.opts.websocket_subscription_ttl,
-                                 name=name)
+                                 name=name, quiet=discovered)
 
     def poll_backoff(self):
         """Intervals between polls: poll_interval_min for
@@ -299,9 +301,10 @@ class ZaqarDriver(base.BaseDriver):
 
     # Listening.
 
-    def _listening(self, shared, pool=None, server=None):
+    def _listening(self, shared, pool=None, server=None, pop=False):
         """Sources for the shared queues ``{name: roll-call queue}`` and,
-        if they have a roll call, an inbox of the listener's own."""
+        if they have a roll call, an inbox of the listener's own (popped
+        with ``pop``, else claimed)."""
         consumer = uuid.uuid4().hex
         inbox = naming.queue_name('%sinbox_%s' % (self.opts.queue_prefix,
                                                   consumer))
@@ -317,15 +320,17 @@ class ZaqarDriver(base.BaseDriver):
             roll_calls.append(roll_call)
             sources.append(listeners.SharedQueue(
                 self.zaqar, name, self.opts.claim_ttl, roll_call, turn,
-                self.acks))
+                self.acks, pop=pop))
         if any(roll_call.enabled for roll_call in roll_calls):
             sources.insert(0, listeners.Inbox(
                 self.zaqar, inbox, self.opts.claim_ttl,
                 [r for r in roll_calls if r.enabled], self.opts.message_ttl,
-                self.acks))
+                self.acks, pop=pop))
         return sources
 
     def listen(self, target, batch_size, batch_timeout):
+        # RPC requests are popped: acknowledged as they are received,
+        # before dispatch, as the rabbit driver does (at most once).
         claimed = [self._queue_of(target, target.topic)]
         if target.server:
             claimed.append(self._optional_queue(
@@ -335,9 +340,10 @@ class ZaqarDriver(base.BaseDriver):
         sources = []
         if claimed[0] in usable:  # the topic's queue, shared by the servers
             sources = self._listening({claimed[0]: claimed[0]},
-                                      server=target.server)
+                                      server=target.server, pop=True)
         sources += [listeners.ClaimedQueue(self.zaqar, name,
-                                           self.opts.claim_ttl, self.acks)
+                                           self.opts.claim_ttl, self.acks,
+                                           pop=True)
                     for name in claimed[1:] if name in usable]
         if fanout in usable:
             sources.append(listeners.FanoutQueue(self.zaqar, fanout,

@@ -137,12 +137,17 @@ Raw = collections.namedtuple('Raw', 'queue id body age claim')
 
 
 class ZaqarIncomingMessage(base.RpcIncomingMessage):
-    """An RPC request (or notification) read from a Zaqar queue."""
+    """An RPC request (or notification) read from a Zaqar queue.
 
-    # The RPC server acknowledges before dispatching and skips the request
-    # when acknowledge() raises: a failed delete (the claim expired, so
-    # another server may have the request now) must not be dispatched, and
-    # the request must be handled if it comes back here.
+    The listener pops RPC requests (``raw.claim`` is None): they are
+    acknowledged already, acknowledge() and requeue() do nothing, as the
+    rabbit driver's.
+    """
+
+    # For a claimed request: the RPC server acknowledges before dispatching
+    # and skips the request when acknowledge() raises: a failed delete (the
+    # claim expired, so another server may have the request now) must not
+    # be dispatched, and the request must be handled if it comes back here.
     redeliver_on_failed_ack = True
 
     def __init__(self, listener, raw, dedup_id, bridge_reply, ctxt, message,

@@ -1,14 +1,22 @@
 """The ``zaqar://`` listener: polls its queues, hands out messages.
 
-RPC requests and notifications are claimed (one listener handles each)
-and deleted when acknowledged; fanout casts are listed from a marker taken
-when listening starts (pub/sub), never claimed or deleted, they expire
-after ``fanout_ttl``.
+RPC requests are popped (read and deleted in one request: acknowledged
+on receipt, before dispatch, as oslo.messaging's rabbit driver
+acknowledges them in its consumer callback); notifications are claimed
+(one listener handles each) and deleted when acknowledged, after
+dispatch; fanout casts are listed from a marker taken when listening
+starts (pub/sub), never claimed or deleted, they expire after
+``fanout_ttl``.
+
+With push (push.py) a listener reads its queues when Zaqar rings, and
+otherwise only every ``push_poll_interval`` seconds; without it, as
+often as ``poll_interval_min``/``poll_interval_max`` say.
 """
 
 import collections
 import logging
 import math
+import random
 import threading
 import time
 
@@ -30,18 +38,30 @@ FANOUT_AGE_SLACK = 1.0
 
 
 class ClaimedQueue:
-    """A queue whose messages go to one listener each (claim, delete)."""
+    """A queue whose messages go to one listener each.
 
-    def __init__(self, zaqar, name, claim_ttl, acks=None):
+    Claimed, then deleted when acknowledged (notifications); or, with
+    ``pop``, popped: removed as they are read (RPC requests, at most
+    once).
+    """
+
+    # When to fetch again although nothing rang (a SharedQueue's turn).
+    retry_at = None
+
+    def __init__(self, zaqar, name, claim_ttl, acks=None, pop=False):
         self.zaqar = zaqar
         self.name = name
         self.claim_ttl = claim_ttl
         self.acks = acks
+        self.pop = pop
 
     def fetch(self):
         return self._claim(transport.MAX_MESSAGES)
 
     def _claim(self, limit):
+        if self.pop:
+            return [incoming.Raw(self.name, m.id, m.body, m.age, None)
+                    for m in self.zaqar.pop(self.name, limit)]
         claim_id, messages = self.zaqar.claim(self.name, limit,
                                               self.claim_ttl)
         if not messages:
@@ -52,7 +72,8 @@ class ClaimedQueue:
                 for m in messages]
 
     def drop(self, raw):
-        raw.claim.delete(raw.id)
+        if raw.claim is not None:  # a popped message is gone already
+            raw.claim.delete(raw.id)
 
     def close(self):
         pass
@@ -69,23 +90,27 @@ class SharedQueue(ClaimedQueue):
     ``ceil(free / n)`` of the free messages, then lets ``turn`` seconds
     pass before claiming here again, long enough for every other
     listener, which polls at least every poll_interval_max, to take its
-    share first.
+    share first.  ``retry_at`` then says when to look again (with push,
+    nothing rings for what the others leave).
     """
 
     def __init__(self, zaqar, name, claim_ttl, roll_call, turn, acks=None,
-                 clock=time.monotonic):
-        super().__init__(zaqar, name, claim_ttl, acks)
+                 clock=time.monotonic, pop=False):
+        super().__init__(zaqar, name, claim_ttl, acks, pop)
         self.roll_call = roll_call
         self.turn = turn
         self._clock = clock
         self._next_turn = 0.0
+        self.retry_at = None
 
     def fetch(self):
+        self.retry_at = None
         competitors = self.roll_call.competitors()
         if competitors <= 1:
             return super().fetch()
         now = self._clock()
         if now < self._next_turn:
+            self.retry_at = self._next_turn
             return []
         free = self.zaqar.free(self.name)
         if not free:
@@ -94,6 +119,8 @@ class SharedQueue(ClaimedQueue):
         raws = self._claim(limit)
         if raws and limit < transport.MAX_MESSAGES:
             self._next_turn = now + self.turn
+            if free > len(raws):
+                self.retry_at = self._next_turn
         return raws
 
 
@@ -106,8 +133,8 @@ class Inbox(ClaimedQueue):
     """
 
     def __init__(self, zaqar, name, claim_ttl, roll_calls, message_ttl,
-                 acks=None):
-        super().__init__(zaqar, name, claim_ttl, acks)
+                 acks=None, pop=False):
+        super().__init__(zaqar, name, claim_ttl, acks, pop)
         self.roll_calls = roll_calls
         self.message_ttl = message_ttl
 
@@ -135,6 +162,8 @@ class FanoutQueue:
     than the listener are skipped too (a marker can be lost, see
     :meth:`fetch`).
     """
+
+    retry_at = None
 
     def __init__(self, zaqar, name, fanout_ttl):
         self.zaqar = zaqar
@@ -179,9 +208,17 @@ class FanoutQueue:
 
 
 class ZaqarListener(base.PollStyleListener):
-    """Polls its queues in turn and hands out one message at a time."""
+    """Polls its queues in turn and hands out one message at a time.
 
-    def __init__(self, driver, sources, kind, message_cls):
+    The queues are read (a *fetch*) when push rings, when the last fetch
+    found something, and otherwise after a pause: ``push_poll_interval``
+    while push works, the poll backoff while it does not.  Between
+    fetches the roll calls of its shared queues are tended (an entry
+    posted, the roll call read) when they are due.
+    """
+
+    def __init__(self, driver, sources, kind, message_cls,
+                 clock=time.monotonic):
         super().__init__()
         self.driver = driver
         self.sources = sources
@@ -189,36 +226,79 @@ class ZaqarListener(base.PollStyleListener):
         self.message_cls = message_cls
         self.seen = incoming.SeenIds()
         self.incoming = collections.deque()
+        self._clock = clock
         self._next_source = 0
         self._stopped = threading.Event()
         self._backoff = driver.poll_backoff()
-        # Set by stop() and by the push doorbell: poll now.
+        self._push_interval = driver.opts.push_poll_interval
+        self._next_fetch = 0.0   # the first poll reads the queues
+        self._fetch_now = False  # a push rang for a message
+        self.roll_calls = {s.roll_call.name: s.roll_call for s in sources
+                           if isinstance(s, SharedQueue)
+                           and s.roll_call.enabled}
+        # Set by stop() and by the push doorbell: look now.
         self._wake = threading.Event()
-        self._doorbell = driver.doorbell([s.name for s in sources],
-                                         self._ring, 'zaqar-push-' + kind)
+        self._doorbell = driver.doorbell(
+            [s.name for s in sources] + sorted(self.roll_calls), self._ring,
+            'zaqar-push-' + kind)
+        for roll_call in self.roll_calls.values():
+            roll_call.pushed = self.pushing
 
-    def _ring(self, queue):
+    def pushing(self):
+        """True while Zaqar pushes this listener's messages."""
+        return (self._doorbell is not None
+                and self._doorbell.subscribed.is_set())
+
+    def _ring(self, queue, body):
+        roll_call = self.roll_calls.get(queue)
+        if roll_call is not None:
+            roll_call.heard(body)
+        else:  # a message, or push (re)started or stopped
+            self._fetch_now = True
         self._wake.set()
+
+    def _pause(self):
+        """Seconds to the next fetch after one that found nothing."""
+        if self.pushing():
+            return self._push_interval * random.uniform(0.9, 1.1)
+        return self._backoff.next()
 
     @base.batch_poll_helper
     def poll(self, timeout=None):
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = None if timeout is None else self._clock() + timeout
         while True:
             if self.incoming:
                 return self.incoming.popleft()
             if self._stopped.is_set():
                 return None
-            if self._fetch():
-                self._backoff.reset()
-                continue
-            pause = self._backoff.next()
+            if self._fetch_now or self._clock() >= self._next_fetch:
+                self._fetch_now = False
+                if self._fetch():
+                    self._backoff.reset()
+                    self._next_fetch = 0.0
+                    continue
+                self._next_fetch = self._clock() + self._pause()
+                for source in self.sources:
+                    if source.retry_at is not None:
+                        self._next_fetch = min(self._next_fetch,
+                                               source.retry_at)
+            else:
+                self._tend()
+            wake_at = self._next_fetch
+            for roll_call in self.roll_calls.values():
+                wake_at = min(wake_at, roll_call.next_duty())
             if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
+                if self._clock() >= deadline:
                     return None
-                pause = min(pause, left)
-            self._wake.wait(pause)
+                wake_at = min(wake_at, deadline)
+            self._wake.wait(max(0.0, wake_at - self._clock()))
             self._wake.clear()
+
+    def _tend(self):
+        """Post to, or read, the roll calls when due (between fetches)."""
+        for roll_call in self.roll_calls.values():
+            if roll_call.next_duty() <= self._clock():
+                roll_call.competitors()
 
     def _fetch(self):
         """Read the queues in turn until one yields messages.

@@ -25,6 +25,11 @@ ZAQAR_MIN_TTL = 60
 EXECUTOR_THREADS = 64
 EXTRA_CONNECTIONS = 16
 
+# websocket_url: find the websocket zaqar-server (push.discover).
+AUTO = 'auto'
+# zaqar-server's [drivers:transport:websocket] port default.
+DEFAULT_WEBSOCKET_PORT = 9000
+
 OPTS = [
     cfg.StrOpt('url_scheme', default='http', choices=['http', 'https'],
                help='Scheme of the Zaqar endpoint; host and port come from '
@@ -115,20 +120,24 @@ OPTS = [
     cfg.FloatOpt('poll_interval_min', default=0.05, min=0.001,
                  help='Seconds between polls of a queue for '
                       'poll_interval_max seconds after it returned a '
-                      'message, and of the reply queue once a call is '
-                      'sent. Then each empty poll doubles the interval up '
-                      'to poll_interval_max. This sets the latency of a '
-                      'busy server or caller.'),
+                      'message (without push). Then each empty poll '
+                      'doubles the interval up to poll_interval_max. This '
+                      'sets the latency of a busy server. The reply queue '
+                      'of a call waiting without push is looked at sooner: '
+                      '5 ms after the call is sent, then at gaps growing by '
+                      'a quarter up to this.'),
     cfg.FloatOpt('poll_interval_max', default=0.25, min=0.01,
                  help='Longest interval between polls of queues that stay '
-                      'empty. This bounds the latency of the first message '
-                      'after a quiet period and the load an idle listener '
-                      'puts on Zaqar (one request per queue per interval, '
-                      'and one per second for the roll call of a shared '
-                      'queue). The default keeps what oslo.messaging\'s own '
+                      'empty while push (websocket_url) does not work. This '
+                      'bounds the latency of the first message after a '
+                      'quiet period and the load an idle listener puts on '
+                      'Zaqar without push (one request per queue per '
+                      'interval, about 4 a second per queue by default, '
+                      'and a read of the roll call of a shared queue every '
+                      '5 s). The default keeps what oslo.messaging\'s own '
                       'tests expect of every driver (a notification within '
                       '0.5 s); raise it to spare Zaqar where latency '
-                      'matters less, or set websocket_url.'),
+                      'matters less.'),
     cfg.IntOpt('message_ttl', default=3600, min=ZAQAR_MIN_TTL,
                max=1209600,
                help='Seconds a cast, notification or reply lives in Zaqar '
@@ -139,17 +148,36 @@ OPTS = [
                     'messages are never deleted (every listener reads '
                     'them); they expire. Keep it well above '
                     'poll_interval_max.'),
-    cfg.StrOpt('websocket_url', default='',
-               help='URL of a websocket zaqar-server sharing the storage '
-                    'of the HTTP one, e.g. ws://zaqar.example.org:9000. '
-                    'When set, each listener (and the reply waiter) '
-                    'subscribes to its queues there and polls at once '
-                    'when Zaqar pushes a new message: a doorbell, the '
-                    'messages are still claimed and deleted over HTTP. '
-                    'The server needs message_pipeline = '
-                    'zaqar.notification.notifier. If the socket fails, '
-                    'the driver polls as without it and reconnects. Only '
-                    'with auth_strategy = noauth for now. Empty: off.'),
+    cfg.StrOpt('websocket_url', default=AUTO,
+               help='Where Zaqar pushes new messages: a websocket '
+                    'zaqar-server sharing the storage of the HTTP one '
+                    '(zaqar-server with [drivers] transport = websocket), '
+                    'e.g. ws://zaqar.example.org:9000. "%s" (the default): '
+                    'the host of the transport URL on Zaqar\'s default '
+                    'websocket port, %d (wss:// when url_scheme = https); '
+                    'when nothing answers there the driver polls as '
+                    'without push and tries again now and then (at most '
+                    'every 30 s). Empty: off, poll only. Each listener '
+                    '(and the reply waiter) subscribes to its queues there '
+                    'and reads them when Zaqar pushes a new message: a '
+                    'doorbell, messages are still taken over HTTP. While '
+                    'push works a listener polls only every '
+                    'push_poll_interval seconds (a safety net: a lost push '
+                    'costs latency, never a message); when the socket '
+                    'breaks it polls as without push until it is back. '
+                    'The HTTP zaqar-server needs [storage] '
+                    'message_pipeline = zaqar.notification.notifier (else '
+                    'nothing is pushed and messages wait for the safety '
+                    'poll). Only with auth_strategy = noauth for now: '
+                    'with keystone or signed_url the driver polls.'
+                    % (AUTO, DEFAULT_WEBSOCKET_PORT)),
+    cfg.FloatOpt('push_poll_interval', default=120.0, min=1.0,
+                 help='Seconds between the safety-net polls of a '
+                      'listener\'s queues while Zaqar push works (the '
+                      'latency of a message whose push was lost). An idle '
+                      'RPC server then costs about 0.05 Zaqar requests a '
+                      'second: its queues read once per interval, a '
+                      'roll-call entry posted every minute.'),
     cfg.IntOpt('websocket_subscription_ttl', default=3600, min=60,
                help='Seconds a websocket subscription lives; the driver '
                     'renews it (reconnecting) before it expires.'),

@@ -5,11 +5,14 @@ copies a notification into the queue of every listener pool bound to its
 topic.  Zaqar only answers requests: the first listener to poll after a
 post would take everything, and a notifier can't know which pools
 listen.  So each listener of a shared queue answers a roll call: it posts
-``{"consumer": <id>, "pool": <pool>, "inbox": <queue>}`` (an RPC server
-adds ``"server": <name>``) into
-``<shared queue>_consumers`` when it starts and every
-:data:`ANNOUNCE_EVERY` seconds (TTL :data:`TTL`, Zaqar's minimum), and
-deletes its entries when it stops.  ``inbox`` is a queue of the listener's
+``{"consumer": <id>, "pool": <pool>, "inbox": <queue>, "every": <s>}``
+(an RPC server adds ``"server": <name>``) into
+``<shared queue>_consumers`` when it starts and every ``every`` seconds
+(:data:`ANNOUNCE_EVERY`, or :data:`ANNOUNCE_EVERY_PUSHED` while Zaqar
+pushes to it; the entry lives three times that, at least Zaqar's minimum
+TTL), and deletes its entries when it stops.  An entry older than 1.5 ×
+its ``every`` is a dead listener's (``every`` defaults to
+:data:`ANNOUNCE_EVERY`).  ``inbox`` is a queue of the listener's
 own.  Reading the roll call tells
 
 * a sender which listeners are alive (an entry younger than :data:`LIVE`
@@ -28,6 +31,7 @@ messages go to the shared queue and a listener claims it as if alone.
 """
 
 import logging
+import math
 import threading
 import time
 
@@ -38,16 +42,37 @@ from bridge.drivers.zaqar import transport
 
 LOG = logging.getLogger(__name__)
 
-# Entries live Zaqar's minimum TTL and are renewed three times as often;
-# a listener whose newest entry is older than LIVE has died.
-TTL = options.ZAQAR_MIN_TTL
-ANNOUNCE_EVERY = TTL / 3
-LIVE = ANNOUNCE_EVERY * 1.5
+# Entries are renewed every ANNOUNCE_EVERY seconds (ANNOUNCE_EVERY_PUSHED
+# while push works: an idle guest's main cost) and live three times that;
+# a listener whose newest entry is older than 1.5 times its period (LIVE
+# for the default one) has died.
+ANNOUNCE_EVERY = options.ZAQAR_MIN_TTL / 3
+ANNOUNCE_EVERY_PUSHED = 60.0
+LIVE_FACTOR = 1.5
+LIVE = ANNOUNCE_EVERY * LIVE_FACTOR
 # Seconds a sender trusts what it read of a roll call (a new listener
 # gets its first message within that), and a listener (which reads it to
-# claim its share of the shared queue and to find the dead).
+# claim its share of the shared queue and to find the dead).  While push
+# works a listener hears the others' entries as they are posted, and
+# reads the roll call when one is new or overdue, and at least every
+# LISTENER_REFRESH_PUSHED seconds.
 REFRESH = 1.0
 LISTENER_REFRESH = 5.0
+LISTENER_REFRESH_PUSHED = 600.0
+
+
+def entry_ttl(every):
+    """The TTL of a roll-call entry renewed every ``every`` seconds."""
+    return max(options.ZAQAR_MIN_TTL, int(math.ceil(every * 3)))
+
+
+def live_for(body):
+    """Seconds the roll-call entry ``body`` says its listener lives."""
+    every = body.get('every') if isinstance(body, dict) else None
+    if not isinstance(every, (int, float)) or isinstance(every, bool) \
+            or every <= 0:
+        every = ANNOUNCE_EVERY
+    return every * LIVE_FACTOR
 # Pages of a roll call read at most (20 entries each).
 MAX_PAGES = 10
 
@@ -65,16 +90,17 @@ def pool_queue(queue, pool):
 class Member:
     """What the roll call says of one listener."""
 
-    def __init__(self, consumer, pool, inbox, age, server=None):
+    def __init__(self, consumer, pool, inbox, age, server=None, live=LIVE):
         self.consumer = consumer
         self.pool = pool
         self.inbox = inbox
         self.age = age  # of its newest entry, in seconds
         self.server = server  # an RPC server's name
+        self.live = live  # seconds its newest entry says it lives
 
     @property
     def alive(self):
-        return self.age <= LIVE
+        return self.age <= self.live
 
 
 def read(zaqar, queue):
@@ -94,7 +120,7 @@ def read(zaqar, queue):
             if known is None or age < known.age:
                 members[body['consumer']] = Member(
                     body['consumer'], body.get('pool'), body['inbox'], age,
-                    body.get('server'))
+                    body.get('server'), live_for(body))
         if not entries or next_marker == marker:
             break
         marker = next_marker
@@ -126,9 +152,10 @@ class RollCall:
     """A listener's answer to the roll call of shared queue ``queue``.
 
     :meth:`competitors` counts the live listeners of ``pool`` (this one
-    included), reading the roll call again when what it knows is older
-    than :data:`LISTENER_REFRESH`; it also hands back the inboxes of the
-    dead.
+    included), posting this listener's entry and reading the roll call
+    again when due (:meth:`next_duty`); it also hands back the inboxes of
+    the dead.  ``pushed`` (set by the listener) says whether Zaqar pushes
+    the roll call's entries; :meth:`heard` takes each pushed one.
     """
 
     def __init__(self, zaqar, queue, consumer, inbox, pool=None,
@@ -142,13 +169,54 @@ class RollCall:
         self.server = server
         self.message_ttl = message_ttl
         self.enabled = zaqar.covers(self.name) and zaqar.covers(inbox)
+        self.pushed = lambda: False
         self._clock = clock
         self._count = 1
         self._read_at = None
+        self._stale = False
         self._announced_at = None
+        self._announce_every = ANNOUNCE_EVERY
+        # The other live listeners of the pool: consumer -> monotonic time
+        # by which a newer entry of theirs is overdue.
+        self._due = {}
         self._posted = []
         self._lock = threading.Lock()
         self._failing = False
+
+    def _every(self):
+        return ANNOUNCE_EVERY_PUSHED if self.pushed() else ANNOUNCE_EVERY
+
+    def next_duty(self):
+        """When (monotonic) :meth:`competitors` next posts or reads."""
+        if not self.enabled:
+            return float('inf')
+        with self._lock:
+            if (self._announced_at is None or self._read_at is None
+                    or self._stale):
+                return self._clock()
+            every = self._every()
+            if every < self._announce_every:  # push stopped: renew sooner
+                return self._clock()
+            duty = min(self._announced_at + every,
+                       self._read_at + (LISTENER_REFRESH_PUSHED
+                                        if self.pushed()
+                                        else LISTENER_REFRESH))
+            if self.pushed() and self._due:
+                duty = min(duty, min(self._due.values()))
+            return duty
+
+    def heard(self, body):
+        """A pushed roll-call entry: read the roll call if it is news."""
+        if not isinstance(body, dict) or body.get('pool') != self.pool:
+            return
+        consumer = body.get('consumer')
+        if consumer == self.consumer or not isinstance(consumer, str):
+            return
+        with self._lock:
+            if consumer not in self._due:
+                self._stale = True
+            else:
+                self._due[consumer] = self._clock() + live_for(body)
 
     def competitors(self):
         """Live listeners of this pool on the queue, at least 1 (this)."""
@@ -157,13 +225,21 @@ class RollCall:
         with self._lock:
             now = self._clock()
             try:
+                every = self._every()
                 if (self._announced_at is None
-                        or now - self._announced_at >= ANNOUNCE_EVERY):
-                    self._announce(now)
-                if (self._read_at is None
-                        or now - self._read_at >= LISTENER_REFRESH):
+                        or now - self._announced_at >= every
+                        or every < self._announce_every):
+                    self._announce(now, every)
+                refresh = (LISTENER_REFRESH_PUSHED if self.pushed()
+                           else LISTENER_REFRESH)
+                if (self._read_at is None or self._stale
+                        or now - self._read_at >= refresh
+                        or (self.pushed() and self._due
+                            and min(self._due.values()) <= now)):
                     self._read_at = now
-                    self._count = self._review(read(self.zaqar, self.queue))
+                    self._stale = False
+                    self._count = self._review(read(self.zaqar, self.queue),
+                                               now)
                 self._failing = False
             except Exception as exc:
                 if not self._failing:
@@ -173,17 +249,18 @@ class RollCall:
                                 self.queue, backoff.error_text(exc))
             return self._count
 
-    def _announce(self, now):
+    def _announce(self, now, every):
         entry = {'consumer': self.consumer, 'pool': self.pool,
-                 'inbox': self.inbox}
+                 'inbox': self.inbox, 'every': every}
         if self.server:
             entry['server'] = self.server
-        ids = self.zaqar.post(self.name, [entry], TTL)
+        ids = self.zaqar.post(self.name, [entry], entry_ttl(every))
         self._announced_at = now
+        self._announce_every = every
         # The ids of the entries that may still be alive.
         self._posted = (self._posted + list(ids or ()))[-4:]
 
-    def _review(self, members):
+    def _review(self, members, now):
         mine = [m for m in members if m.pool == self.pool]
         for member in mine:
             if not member.alive and member.consumer != self.consumer:
@@ -192,6 +269,10 @@ class RollCall:
                 if moved:
                     LOG.info('Handed %d message(s) of a stopped listener '
                              'back to Zaqar queue %s', moved, self.queue)
+        # Zaqar counts ages in whole seconds: a second of slack.
+        self._due = {m.consumer: now + max(m.live - m.age, 0.0) + 1.0
+                     for m in mine
+                     if m.alive and m.consumer != self.consumer}
         return max(1, sum(1 for m in mine if m.alive
                           or m.consumer == self.consumer))
 

@@ -3,11 +3,22 @@
 One reply queue per driver (``_reply_q`` of its requests): the
 :class:`ReplyWaiter` pops it while a call waits and routes each reply to
 its caller by ``_msg_id``, as amqpdriver's ReplyWaiter does.
+
+A caller knows a reply is due, so the queue is only read while a call
+waits, and soon: when Zaqar pushes the reply (push.py), else on a
+schedule that looks :data:`FIRST_LOOK` after the call is sent and then at
+gaps growing by :data:`GROWTH` (the wait added to a reply stays under a
+quarter of the time it took) up to ``poll_interval_min``, held there for
+``poll_interval_max`` seconds, then doubling up to ``poll_interval_max``.
+While push works the queue is read when a push rings and, in case one is
+lost, after ``max(poll_interval_max, 1)`` seconds, doubling up to
+``max(poll_interval_max, 5)``.
 """
 
 import logging
 import queue as queue_mod
 import threading
+import time
 
 import oslo_messaging
 from oslo_messaging._drivers import amqp as rpc_amqp
@@ -21,13 +32,53 @@ from bridge.drivers.zaqar import transport
 
 LOG = logging.getLogger(__name__)
 
+# Seconds from a call to the first look at its reply queue (without push),
+# and how each gap grows on the next.
+FIRST_LOOK = 0.005
+GROWTH = 1.25
+# While push works: the first safety look, and the longest gap, at least.
+PUSHED_FIRST_LOOK = 1.0
+PUSHED_MAX_GAP = 5.0
+
+
+class LookSchedule:
+    """Gaps between looks at the reply queue while a call waits.
+
+    After :meth:`reset` (a call was sent, or a reply found): ``first``,
+    then each gap ``growth`` times the last, up to ``minimum``; ``minimum``
+    until ``hold`` seconds passed; then doubling up to ``maximum``.
+    """
+
+    def __init__(self, first, growth, minimum, hold, maximum,
+                 clock=time.monotonic):
+        self.first = min(first, minimum)
+        self.growth = growth
+        self.minimum = minimum
+        self.hold = hold
+        self.maximum = max(minimum, maximum)
+        self._clock = clock
+        self.reset()
+
+    def reset(self):
+        self._gap = None
+        self._hold_until = self._clock() + self.hold
+
+    def next(self):
+        if self._gap is None:
+            self._gap = self.first
+        elif self._gap < self.minimum:
+            self._gap = min(self.minimum, self._gap * self.growth)
+        elif self._clock() >= self._hold_until:
+            self._gap = min(self.maximum, self._gap * 2)
+        return self._gap
+
 
 class ReplyWaiter:
     """Reads the driver's reply queue and routes replies by ``_msg_id``.
 
     Only this driver reads its reply queue, so replies are popped (read
-    and deleted in one request).  The queue is only polled while a call is
-    waiting.
+    and deleted in one request).  The queue is only read while a call is
+    waiting (see the module's docstring for when).
     """
 
     def __init__(self, driver, queue):
@@ -38,15 +89,32 @@ class ReplyWaiter:
         self._waiters = {}
         self._cond = threading.Condition()
         self._stopped = False
-        self._backoff = driver.poll_backoff()
-        self._rung = False  # a push arrived: poll now
+        opts = driver.opts
+        self._polled = LookSchedule(FIRST_LOOK, GROWTH,
+                                    opts.poll_interval_min,
+                                    opts.poll_interval_max,
+                                    opts.poll_interval_max)
+        self._pushed = LookSchedule(
+            max(PUSHED_FIRST_LOOK, opts.poll_interval_max), 2.0,
+            max(PUSHED_FIRST_LOOK, opts.poll_interval_max), 0.0,
+            max(PUSHED_MAX_GAP, opts.poll_interval_max))
+        self._next_look = None  # monotonic time; None: no call waits
+        self._rung = False  # a push arrived: look now
+        self._doorbell = None
         self._thread = threading.Thread(target=self._run, daemon=True,
                                         name='zaqar-reply-waiter')
         self._thread.start()
         self._doorbell = driver.doorbell([queue], self._ring,
                                          'zaqar-push-reply')
 
-    def _ring(self, queue):
+    def _pushing(self):
+        doorbell = self._doorbell
+        return doorbell is not None and doorbell.subscribed.is_set()
+
+    def _schedule(self):
+        return self._pushed if self._pushing() else self._polled
+
+    def _ring(self, queue, body):
         with self._cond:
             self._rung = True
             self._cond.notify()
@@ -54,8 +122,10 @@ class ReplyWaiter:
     def listen(self, msg_id):
         with self._cond:
             self._waiters[msg_id] = queue_mod.Queue()
-            # A new call: poll often again, starting now.
-            self._backoff.reset()
+            # A new call: look soon again, from now on.
+            self._polled.reset()
+            self._pushed.reset()
+            self._next_look = time.monotonic() + self._schedule().next()
             self._cond.notify()
 
     def unlisten(self, msg_id):
@@ -73,14 +143,19 @@ class ReplyWaiter:
     def _run(self):
         while True:
             with self._cond:
-                if not self._waiters:
-                    while not self._waiters and not self._stopped:
+                while True:
+                    if self._stopped:
+                        return
+                    if self._waiters:
+                        if self._rung:
+                            break
+                        left = self._next_look - time.monotonic()
+                        if left <= 0:
+                            break
+                        self._cond.wait(left)
+                    else:
+                        self._rung = False  # nobody waits for it
                         self._cond.wait()
-                    # The call is being posted: no reply before that.
-                    if not self._rung:
-                        self._cond.wait(self._backoff.initial)
-                if self._stopped:
-                    return
                 self._rung = False
             try:
                 found = self._fetch()
@@ -89,10 +164,10 @@ class ReplyWaiter:
                             backoff.error_text(exc))
                 found = 0
             with self._cond:
-                if found:
-                    self._backoff.reset()
-                elif not self._stopped and not self._rung:
-                    self._cond.wait(self._backoff.next())
+                if found:  # more replies may be due soon (other callers)
+                    self._polled.reset()
+                    self._pushed.reset()
+                self._next_look = time.monotonic() + self._schedule().next()
 
     def _fetch(self):
         found = 0
