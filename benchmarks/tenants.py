@@ -567,15 +567,17 @@ class Run:
             out[kind, project] = out.get((kind, project), 0) + n
         return out
 
-    def first_pass(self, launched, before=None, what='first pass'):
-        """Wait until every queue was looked at (a claim, or its stats)
-        and subscribed (a create, or a list of its subscriptions, with
-        the doorbell) since ``before`` (a counts() snapshot); return
-        (when that was seen, counts then)."""
+    def first_pass(self, launched, before=None, what='first pass',
+                   need=None):
+        """Wait until, since ``before`` (a counts() snapshot), a request of
+        each kind set in ``need`` was made for every queue; by default,
+        with the doorbell, every queue subscribed (a create, or a list of
+        its subscriptions: the doorbell rings for it), without, every
+        queue looked at (a claim, or its stats).  Return (when that was
+        seen, counts then)."""
         old = self._by_tenant(before) if before else {}
-        need = [LOOKS]
-        if self.config == 'doorbell':
-            need.append(SUBSCRIBES)
+        if need is None:
+            need = [SUBSCRIBES] if self.config == 'doorbell' else [LOOKS]
         deadline = launched + self.args.startup_timeout
         last_log = 0.0
         pending = list(self.tenants)
@@ -601,6 +603,19 @@ class Run:
                 last_log = now
             self.check_daemon()
             time.sleep(0.5)
+
+    def looked_at(self, launched, before, out):
+        """After the start-up (doorbell): wait until every queue was also
+        looked at (a claim, or its stats: what was posted while nothing
+        rang is found then); note when in ``out``."""
+        done_at, counts = self.first_pass(launched, before,
+                                          'look at every queue', [LOOKS])
+        out['seconds_to_looked_at'] = done_at - launched
+        out['requests_to_looked_at'] = self.requests_between(before, counts)
+        common.log('%s: every queue looked at %.1fs after launch (%d '
+                   'requests)' % (self.config, done_at - launched,
+                                  out['requests_to_looked_at']))
+        return done_at, counts
 
     @staticmethod
     def requests_between(before, after):
@@ -649,6 +664,9 @@ class Run:
         common.log('%s: first pass done %.1fs after launch (%d requests)'
                    % (self.config, done_at - launched,
                       out['startup']['requests']))
+        if self.config == 'doorbell':
+            done_at, counts = self.looked_at(launched, before,
+                                             out['startup'])
 
         # The guests and the consumer get ready while the bridge settles.
         mp = multiprocessing.get_context('spawn')
@@ -757,7 +775,8 @@ class Run:
             daemon.start({'Route %sbase: connected to RabbitMQ' % ROUTE:
                           a.workers}, timeout=a.startup_timeout)
             self.daemon = daemon
-            self.first_pass(time.monotonic(), what='base route start-up')
+            self.first_pass(time.monotonic(), what='base route start-up',
+                            need=[SUBSCRIBES, LOOKS])
             time.sleep(a.settle)
             pids = daemon.worker_pids('reverse %sbase worker' % ROUTE)
             mem = [common.memory_mib(p) for p in pids]
@@ -865,14 +884,16 @@ class Run:
         done_at, counts = self.first_pass(launched, before,
                                           what='restart\'s pass')
         per_worker, other, kinds = self.split(counts, before)
-        found = self.wait_lost(posted, relaunched, a.lost_timeout)
-        times = [v for v in found.values() if v is not None]
         result = {'seconds_to_idle': done_at - launched,
                   'requests': self.requests_between(before, counts),
-                  'requests_by_kind': kinds,
+                  'requests_by_kind': kinds}
+        self.looked_at(launched, before, result)
+        found = self.wait_lost(posted, relaunched, a.lost_timeout)
+        times = [v for v in found.values() if v is not None]
+        result.update({
                   'posted': len(posted), 'found': len(times),
                   'max_s': max(times) if len(times) == len(posted)
-                  else None, 'times_s': sorted(times)}
+                  else None, 'times_s': sorted(times)})
         common.log('%s: restart pass done %.1fs after launch (%d requests); '
                    'messages posted while down found %s after it' % (
                        self.config, result['seconds_to_idle'],
@@ -1115,6 +1136,10 @@ def report(args, zaqar, results):
                   s['seconds_to_idle'], s['seconds_to_connected'],
                   s['first_pass_seconds'], s['requests'],
                   kinds_text(s['requests_by_kind'], '%d')))
+        if 'seconds_to_looked_at' in s:
+            print('  every queue looked at (a claim, or its stats) after '
+                  '%.1f s, %d requests' % (s['seconds_to_looked_at'],
+                                            s['requests_to_looked_at']))
         print('  idle (%.0f s): %s req/s; of these the daemon\'s own checks '
               '(not the route\'s workers) %.2f req/s; the route\'s workers '
               'used %.1f %% of a core' % (
@@ -1143,9 +1168,13 @@ def report(args, zaqar, results):
                     per_worker(c['req_per_worker_per_s'], 2),
                     kinds_text(c['requests_by_kind'], '%d')))
             else:
-                print('    restart: %.1f s, %d requests (%s)' % (
-                    c['seconds_to_idle'], c['requests'],
-                    kinds_text(c['requests_by_kind'], '%d')))
+                print('    restart: the doorbell rings for every queue after '
+                      '%.1f s, %d requests (%s); every queue looked at '
+                      'after %.1f s, %d requests' % (
+                          c['seconds_to_idle'], c['requests'],
+                          kinds_text(c['requests_by_kind'], '%d'),
+                          c['seconds_to_looked_at'],
+                          c['requests_to_looked_at']))
         active = r['active']
         print('  active: %d requests (%s); zaqar-server took (mean ms) %s'
               % (sum(active['requests_by_kind'].values()),

@@ -19,12 +19,16 @@ minutes.  Instead, each worker of the route looks at the queues of its
 shard only when a ring can have been lost, and finds out when that is:
 
 * **Start-up pass**: when the worker starts, a small thread pool
-  (``startup_concurrency``) subscribes every queue of its shard (one
-  request when the subscription is there with the right options) and
-  then looks at it (its stats: one request, no claim): free messages are
-  claimed at once; messages under a claim (of a worker that died) are
-  looked for again once that claim can have expired (``claim_ttl``).
-  Case 1 while down, and case 3.
+  (``startup_concurrency``) makes sure every queue of its shard has the
+  bridge's subscription: one create each (Zaqar answers a repeated create
+  with the existing subscription), after which the doorbell rings for it.
+  Then a recovery sweep (below) checks each subscription's options (one
+  request when they are right; a subscription made before proofs existed,
+  or under another secret, whose rings are refused until then, gets
+  them) and looks at each queue (its stats: one request, no claim): free
+  messages are claimed at once; messages under a claim (of a worker that
+  died) are looked for again once that claim can have expired
+  (``claim_ttl``).  Case 1 while down, and case 3.
 * **Canary**: every ``canary_interval`` seconds the worker posts a
   message to a queue of the bridge's own project, subscribed like a
   tenant queue.  Whichever worker its ring reaches claims and deletes it;
@@ -59,6 +63,8 @@ import zlib
 from oslo_log import log
 
 from bridge import backoff
+from zaqarclient.transport import errors as zerrors
+
 from bridge.flows import schedule as schedule_mod
 from bridge.zaqar import client as zaqar_client
 
@@ -68,6 +74,10 @@ LOG = log.getLogger(__name__)
 # 12 s after the first try.
 CANARY_TIMEOUT = 20.0
 CANARY_TTL = 60   # Zaqar's shortest message ttl
+# A recovery sweep looks at this many queues a second at least (so a
+# small shard is done at once), at most its shard in recovery_sweep_time.
+MIN_LOOKS_PER_SECOND = 20.0
+STARTED = 'the worker started'
 
 
 def canary_queue(route, worker):
@@ -135,20 +145,25 @@ class Recovery:
 
     # -- one queue
 
-    def _look(self, queue, subscribe=False):
-        """Subscribe ``queue`` (if asked) and look at it without claiming;
-        tell the schedule what was seen.  Returns the requests made;
-        raises TRANSIENT_ERRORS."""
+    def _look(self, queue, subscribe=None):
+        """Subscribe ``queue`` (``subscribe``: 'create', only that; or
+        'check', making sure of its options too) and look at it without
+        claiming (unless only creating); tell the schedule what was seen.
+        Returns the requests made; raises TRANSIENT_ERRORS."""
         requests = 0
         client = self.clients.for_project(queue.project)
         try:
             if subscribe:
                 done = self.doorbell.subscribe(client, queue.name,
-                                               queue.tenant)
-                requests += {'kept': 1, 'created': 2}.get(done, 3)
+                                               queue.tenant,
+                                               check=subscribe == 'check')
+                requests += {'kept': 1, 'created': 1,
+                             'listed and created': 2}.get(done, 3)
                 queue.subscribed = True
-            stats = client.queue(queue.name).stats['messages']
+                if subscribe == 'create':
+                    return requests
             requests += 1
+            stats = client.queue(queue.name).stats['messages']
         except zaqar_client.AccessError:
             # This tenant's trust is gone: the reverse path subscribes and
             # claims once the trust is back.
@@ -164,12 +179,17 @@ class Recovery:
             queue.subscribed = True
             self.schedule.look_at(queue, time.monotonic())
             return requests + 1
+        except zerrors.ServiceUnavailableError:
+            # Zaqar 23's Redis store fails the stats of a queue holding
+            # expired messages not yet collected: a claim tells.
+            self.schedule.look_at(queue, time.monotonic())
+            return requests
         self.schedule.looked(queue, stats.get('free', 0),
                              stats.get('claimed', 0), time.monotonic(),
                              self.route.claim_ttl)
         return requests
 
-    def _look_retrying(self, queue, subscribe=False):
+    def _look_retrying(self, queue, subscribe=None):
         while not self._stop.is_set():
             try:
                 made = self._look(queue, subscribe)
@@ -218,8 +238,8 @@ class Recovery:
                           'sweep only', self.route.name)
 
     def _startup_pass(self):
-        """Subscribe and look at every queue of the shard, a few at a
-        time."""
+        """Subscribe every queue of the shard, a few at a time; then a
+        recovery sweep checks and looks at each."""
         owned = list(self.schedule.owned)
         if self.canary is not None and self.route.canary_interval:
             self._subscribe_canary()
@@ -227,38 +247,45 @@ class Recovery:
                 max_workers=self.route.startup_concurrency,
                 thread_name_prefix='startup') as pool:
             made = sum(pool.map(
-                lambda q: self._look_retrying(q, subscribe=True), owned))
+                lambda q: self._look_retrying(q, 'create'), owned))
         if self._stop.is_set():
             return
         self.pass_requests = made
         self.pass_done_at = time.monotonic()
-        LOG.info('Route %s: start-up pass done in %.1fs: %d tenant '
-                 'queue(s) subscribed and looked at (%d requests)',
+        LOG.info('Route %s: start-up pass done in %.1fs: the doorbell rings '
+                 'for the %d tenant queue(s) of this worker (%d requests)',
                  self.route.name, self.pass_done_at - self.started_at,
                  len(owned), made)
+        self.request(STARTED)
 
     def _sweep(self, reasons):
         """Look at every queue of the shard, spread over
-        ``recovery_sweep_time`` seconds."""
+        ``recovery_sweep_time`` seconds; after a start, check each
+        subscription's options first."""
         owned = list(self.schedule.owned)
         if not owned:
             return
         self.sweeps += 1
-        LOG.warning('Route %s: looking at the %d tenant queue(s) of this '
-                    'worker within %.0fs: doorbell rings can have been '
-                    'lost (%s)', self.route.name, len(owned),
-                    self.route.recovery_sweep_time, '; '.join(reasons))
+        log = LOG.info if reasons == [STARTED] else LOG.warning
+        log('Route %s: looking at the %d tenant queue(s) of this worker '
+            'within %.0fs: doorbell rings can have been lost (%s)',
+            self.route.name, len(owned), self.route.recovery_sweep_time,
+            '; '.join(reasons))
+        check = 'check' if STARTED in reasons else None
         started = time.monotonic()
-        step = self.route.recovery_sweep_time / len(owned)
+        step = min(self.route.recovery_sweep_time / len(owned),
+                   1.0 / MIN_LOOKS_PER_SECOND)
+        made = 0
         for k, queue in enumerate(owned):
             delay = started + k * step - time.monotonic()
             if delay > 0 and self._stop.wait(delay):
                 return
             if self._stop.is_set():
                 return
-            self._look_retrying(queue)
-        LOG.info('Route %s: recovery sweep of %d queue(s) done in %.1fs',
-                 self.route.name, len(owned), time.monotonic() - started)
+            made += self._look_retrying(queue, check)
+        LOG.info('Route %s: recovery sweep of %d queue(s) done in %.1fs '
+                 '(%d requests)', self.route.name, len(owned),
+                 time.monotonic() - started, made)
 
     # -- the canary
 

@@ -23,11 +23,12 @@ ring its own queue.  Any other ring is answered 403 (Zaqar does not retry
 a 4xx), counted in ``bridge_doorbell_rings_refused_total{route,reason}``,
 logged at most once a minute per worker, and never makes the bridge
 claim.
-Subscribing lists the queue's subscriptions first and leaves one with the
-right options alone (one request per queue when the bridge restarts); it
-updates the options of one that exists with others (Zaqar keeps the old
-ones on a repeated create), so subscriptions made before proofs existed
-get one when the bridge starts.
+When the bridge starts it creates every subscription (one request each;
+Zaqar keeps an existing one as it is), then checks their options in its
+first recovery sweep (bridge/flows/recovery.py): it updates the options
+of one that has others (Zaqar keeps the old ones on a repeated create), so
+subscriptions made before proofs existed get one soon after the bridge
+starts.
 
 Subscriptions are created with the fewest retries Zaqar accepts, so a
 bridge that is restarting doesn't tie up Zaqar's notifier; a missed ring
@@ -40,6 +41,7 @@ import hmac
 import json
 import re
 import socket
+import socketserver
 import threading
 import time
 from wsgiref import simple_server
@@ -115,18 +117,24 @@ def options(key, tenant, queue):
             '_retry_policy': FEW_RETRIES}
 
 
-def subscribe(client, queue, url, tenant, key):
+def subscribe(client, queue, url, tenant, key, check=True):
     """Make Zaqar ring ``url`` for every message posted to ``queue``.
 
-    One request when the subscription is there with the right options
-    (the bridge restarting): the queue's subscriptions are listed first.
-    Otherwise it is created (Zaqar keeps one subscription per (queue,
-    subscriber) and answers a repeated create with the same id, keeping
-    the old options), or its options are set: a subscription made before
-    proofs existed, or under another secret, is signed again.  Returns
-    'kept', 'created' or 'updated'.
+    Zaqar keeps one subscription per (queue, subscriber) and answers a
+    repeated create with the same id, keeping the old options.  With
+    ``check``, the queue's subscriptions are listed first: one with the
+    right options is left alone ('kept', one request), one with others
+    (made before proofs existed, or under another secret) gets them
+    ('updated'), a missing one is created ('listed and created').
+    Without, it is only created ('created', one request): a subscription
+    that was there keeps its options.
     """
     wanted = options(key, tenant, queue)
+    body = {'subscriber': url, 'ttl': SUBSCRIPTION_TTL, 'options': wanted}
+    if not check:
+        req, trans = client._request_and_transport()
+        zcore.subscription_create(trans, req, queue, body)
+        return 'created'
     req, trans = client._request_and_transport()
     listed = zcore.subscription_list(trans, req, queue,
                                      limit=LIST_LIMIT).get(
@@ -140,11 +148,10 @@ def subscribe(client, queue, url, tenant, key):
         sid = ours[0]['id']
     else:
         req, trans = client._request_and_transport()
-        sid = zcore.subscription_create(trans, req, queue, {
-            'subscriber': url, 'ttl': SUBSCRIPTION_TTL,
-            'options': wanted})['subscription_id']
+        sid = zcore.subscription_create(trans, req, queue,
+                                        body)['subscription_id']
         if len(listed) < LIST_LIMIT:
-            return 'created'
+            return 'listed and created'
         # Ours may be on a later page: the create kept its options.
     req, trans = client._request_and_transport()
     zcore.subscription_update(trans, req, queue, sid,
@@ -152,8 +159,13 @@ def subscribe(client, queue, url, tenant, key):
     return 'updated'
 
 
-class _Server(simple_server.WSGIServer):
+class _Server(socketserver.ThreadingMixIn, simple_server.WSGIServer):
+    # Zaqar's notifier rings from up to max_notifier_workers threads per
+    # zaqar-server process: a ring must not wait for another, nor find
+    # the backlog full (its connect would hang, then fail).
     allow_reuse_address = True
+    daemon_threads = True
+    request_queue_size = 128
 
     def server_bind(self):
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
@@ -214,8 +226,8 @@ class Doorbell:
         self.server.shutdown()
         self.server.server_close()
 
-    def subscribe(self, client, queue, tenant):
-        return subscribe(client, queue, self.url, tenant, self.key)
+    def subscribe(self, client, queue, tenant, check=True):
+        return subscribe(client, queue, self.url, tenant, self.key, check)
 
     def app(self, environ, start_response):
         if environ['REQUEST_METHOD'] != 'POST':

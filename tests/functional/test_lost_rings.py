@@ -31,8 +31,7 @@ def start(tmp_path, rabbit, zaqar, names, canary_interval):
                names.tenant_b, servers.free_port(), servers.free_port(),
                canary_interval))])
     daemon = bridgeutil.Daemon(config, tmp_path / 'bridge.log').start(1)
-    daemon.wait_for_log(lambda t: 'start-up pass done' in t,
-                        what='the start-up pass')
+    test_doorbell.started(daemon, 1)
     return config, daemon
 
 
@@ -40,7 +39,7 @@ def test_canary_finds_a_message_whose_ring_was_lost(tmp_path, rabbit, zaqar,
                                                    names, conductor):
     config, daemon = start(tmp_path, rabbit, zaqar, names, 1)
     try:
-        # Posted after the start-up pass looked at every queue; its ring
+        # Posted after the start-up sweep looked at every queue; its ring
         # can't arrive (nobody listens on the URL) and the safety sweep
         # never comes: only the canary's recovery sweep can find it.
         test_doorbell.heartbeat(zaqar, names.tenant_a, names.conductor, 1)
@@ -57,7 +56,7 @@ def test_canary_finds_a_message_whose_ring_was_lost(tmp_path, rabbit, zaqar,
         bridgeutil.delete_queues(rabbit, config)
 
 
-def test_start_up_pass_finds_what_was_posted_while_down(
+def test_start_up_sweep_finds_what_was_posted_while_down(
         tmp_path, rabbit, zaqar, names, conductor):
     # Posted before the bridge ever subscribed: nothing rang for it.
     test_doorbell.heartbeat(zaqar, names.tenant_b, names.conductor, 7)
