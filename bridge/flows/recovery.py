@@ -113,6 +113,7 @@ class Recovery:
                                     route.retry_max_interval)
         self._stop = threading.Event()
         self._lock = threading.Lock()
+        self._outage_lock = threading.Lock()   # the start-up pool shares it
         self._reasons = []
         self._wake = threading.Event()
         self.started_at = None
@@ -194,7 +195,9 @@ class Recovery:
             try:
                 made = self._look(queue, subscribe)
             except zaqar_client.TRANSIENT_ERRORS as exc:
-                self._stop.wait(self.zaqar.failed(exc))
+                with self._outage_lock:
+                    delay = self.zaqar.failed(exc)
+                self._stop.wait(delay)
                 continue
             except Exception:
                 # Left to the reverse path, which subscribes and claims.
@@ -203,11 +206,17 @@ class Recovery:
                 queue.subscribed = False
                 self.schedule.look_at(queue, time.monotonic())
                 return 1
-            if self.zaqar.down:
-                self.zaqar.ok()
-                self.request('Zaqar was unreachable')
+            self._zaqar_ok()
             return made
         return 0
+
+    def _zaqar_ok(self):
+        with self._outage_lock:
+            if not self.zaqar.down:
+                return
+            self.zaqar.ok()
+        # Rings queued in zaqar-server when it went away are lost.
+        self.request('Zaqar was unreachable')
 
     # -- the thread
 
@@ -321,9 +330,7 @@ class Recovery:
         except zaqar_client.TRANSIENT_ERRORS as exc:
             self._stop.wait(self.zaqar.failed(exc))
             return
-        if self.zaqar.down:
-            self.zaqar.ok()
-            self.request('Zaqar was unreachable')
+        self._zaqar_ok()
         if left:
             if not self.canary_lost:
                 LOG.warning('Route %s: the doorbell\'s canary ring did not '
