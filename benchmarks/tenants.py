@@ -396,6 +396,7 @@ class Relay:
         class Server(socketserver.ThreadingTCPServer):
             allow_reuse_address = True
             daemon_threads = True
+            request_queue_size = 128   # Zaqar rings from 10 threads each
 
         self.server = Server(('127.0.0.1', self.port), Handler)
         threading.Thread(target=self.server.serve_forever,
