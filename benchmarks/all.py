@@ -135,6 +135,8 @@ def rows_tenants(d):
             return None
         v = r['goals'][i]['value']
         if isinstance(v, float) and math.isinf(v):
+            if r['goals'][i]['name'].startswith('lost ring'):
+                return 'never (>%.0f)' % d['settings']['lost_timeout']
             return '>%.0f' % drain
         return v
 
@@ -144,9 +146,9 @@ def rows_tenants(d):
                 and b:
             return a / b
         return None
-    labels = ['tenants idle Zaqar req/s per worker (doorbell / polling)',
-              'tenants p99 ms post -> AMQP (doorbell / polling)',
-              'tenants RSS MiB per worker (doorbell / polling)']
+    first = bell or poll
+    labels = ['tenants %s (doorbell / polling)' % g['name']
+              for g in first['goals']]
     if any(r.get('disturbed') for r in (bell, poll) if r):
         labels = [label + ' [RabbitMQ disturbed]' for label in labels]
     out = []

@@ -57,8 +57,19 @@ QUEUE = 'bench_reports'
 METHOD = 'bench_report'
 GOAL_IDLE = 1.0      # requests/s per worker while idle, at most
 GOAL_P99_MS = 1000.0
-GOAL_RSS_MIB = 150.0
+GOAL_KIB_PER_QUEUE = 2.0   # worker memory per tenant queue
+GOAL_STARTUP_S = 20.0
+GOAL_LOST_RING_S = 300.0
 CONFIGS = ('polling', 'doorbell')
+# A queue was looked at: claimed from, or its stats read.
+LOOKS = ('POST /queues/{q}/claims', 'GET /queues/{q}/stats')
+# A queue was subscribed: a create, or its subscriptions listed.
+SUBSCRIBES = ('POST /queues/{q}/subscriptions',
+              'GET /queues/{q}/subscriptions')
+# Tenants of the small route whose RSS is the base of the per-queue cost.
+BASE_TENANTS = 10
+# Sequence numbers of the messages whose ring the benchmark makes lost.
+LOST_SEQ = 1000000
 
 
 def parse_args(argv=None):
@@ -77,7 +88,7 @@ def parse_args(argv=None):
                         '(default %(default)s)')
     p.add_argument('--active-seconds', type=float, default=20.0,
                    help='seconds the active tenants post (default 20)')
-    p.add_argument('--idle-seconds', type=float, default=15.0,
+    p.add_argument('--idle-seconds', type=float, default=60.0,
                    help='the idle window, seconds (default %(default)s)')
     p.add_argument('--settle', type=float, default=3.0,
                    help='seconds between the end of the first pass and the '
@@ -99,9 +110,17 @@ def parse_args(argv=None):
                         'polling,doorbell)')
     p.add_argument('--body-size', type=int, default=200,
                    help='bytes of each posted Zaqar body (default 200)')
-    p.add_argument('--startup-timeout', type=float, default=120.0,
+    p.add_argument('--startup-timeout', type=float, default=300.0,
                    help='seconds the first pass may take before the run '
-                        'fails (default 120)')
+                        'fails (default %(default)s)')
+    p.add_argument('--lost', type=int, default=6,
+                   help='doorbell: idle tenants that post one message each '
+                        'whose ring is lost, once while the doorbell is '
+                        'unreachable and once while the bridge is down; '
+                        '0: skip both (default %(default)s)')
+    p.add_argument('--lost-timeout', type=float, default=330.0,
+                   help='seconds to wait for the messages whose ring was '
+                        'lost (default %(default)s)')
     common.add_run_options(
         p, 'run the daemon with the bridge package of this checkout '
            'instead of the installed one')
@@ -327,6 +346,70 @@ class Sink:
         self.conn.release()
 
 
+# -- a doorbell Zaqar can be kept from reaching
+
+class Relay:
+    """A TCP relay from :attr:`port` to ``target`` on loopback that can be
+    turned off: Zaqar rings the doorbell through it (the route's
+    ``doorbell_url``), and while it is off every ring is refused, as when
+    the doorbell can't be reached: Zaqar retries 1 s and 12 s later, then
+    the ring is lost for real."""
+
+    def __init__(self):
+        self.port = servers.free_port()
+        self.target = None
+        self.server = None
+
+    def on(self):
+        import socketserver
+        target = self.target
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self):
+                import selectors
+                import socket
+                try:
+                    up = socket.create_connection(('127.0.0.1', target),
+                                                  timeout=10)
+                except OSError:
+                    return
+                pair = {self.request: up, up: self.request}
+                sel = selectors.DefaultSelector()
+                for sock in pair:
+                    sel.register(sock, selectors.EVENT_READ)
+                try:
+                    while True:
+                        events = sel.select(timeout=30)
+                        if not events:
+                            return
+                        for key, _ in events:
+                            data = key.fileobj.recv(65536)
+                            if not data:
+                                return
+                            pair[key.fileobj].sendall(data)
+                except OSError:
+                    return
+                finally:
+                    sel.close()
+                    up.close()
+
+        class Server(socketserver.ThreadingTCPServer):
+            allow_reuse_address = True
+            daemon_threads = True
+            request_queue_size = 128   # Zaqar rings from 10 threads each
+
+        self.server = Server(('127.0.0.1', self.port), Handler)
+        threading.Thread(target=self.server.serve_forever,
+                         daemon=True).start()
+        return self
+
+    def off(self):
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+
 # -- one configuration
 
 class Run:
@@ -344,10 +427,14 @@ class Run:
         self.daemon = None
         self.sink = None
         self.guests = None
+        self.relay = None
+        self.route_text = None
         self.log_errors = []
         self._log_offset = 0
 
-    def route(self):
+    def route(self, tenants=None, relay=None):
+        """The route's section: ``tenants`` (default: all); with
+        ``relay``, Zaqar rings the doorbell through it."""
         a = self.args
         lines = ['direction = to_amqp',
                  'exchange = %s' % self.exchange,
@@ -356,9 +443,14 @@ class Run:
                  'routing_key = %s' % QUEUE,
                  'allowed_methods = %s' % METHOD,
                  'workers = %d' % a.workers,
-                 'tenants = %s' % ', '.join(self.tenants)]
+                 'tenants = %s' % ', '.join(tenants or self.tenants)]
         if self.config == 'doorbell':
-            lines.append('doorbell_port = %d' % servers.free_port())
+            port = servers.free_port()
+            lines.append('doorbell_port = %d' % port)
+            if relay is not None:
+                relay.target = port
+                lines.append('doorbell_url = http://127.0.0.1:%d/'
+                             % relay.port)
             if a.sweep_interval is not None:
                 lines.append('sweep_interval = %s' % a.sweep_interval)
         elif a.poll_interval is not None:
@@ -427,7 +519,7 @@ class Run:
         window = ended - started
         tenants = set(self.tenants)
         times = [[] for _ in range(a.workers)]
-        other = 0
+        other = own = 0
         kinds = {}
         for when, kind, project, status in records:
             name = '%s %d' % (kind, status)
@@ -436,6 +528,10 @@ class Run:
                 times[worker_of(project, a.workers)].append(when)
             else:
                 other += 1
+                # The route's requests in the bridge's own project (the
+                # doorbell's canary), not the daemon's health checks.
+                if kind != 'GET /queues':
+                    own += 1
 
         def rate(ts):
             ts.sort()
@@ -443,7 +539,9 @@ class Run:
                 return (len(ts) - 1) / (ts[-1] - ts[0])
             return len(ts) / window
         return {'seconds': window,
-                'per_worker_per_s': [rate(ts) for ts in times],
+                'per_worker_per_s': [rate(ts) + own / window / a.workers
+                                     for ts in times],
+                'own_project_per_s': own / window,
                 'per_worker_requests': [len(ts) for ts in times],
                 'per_worker_count_per_s': [len(ts) / window for ts in times],
                 'daemon_other_per_s': other / window,
@@ -462,33 +560,68 @@ class Run:
                                 - before['busy'].get(kind, 0.0)) / count
                 for kind, count in n.items() if count}
 
-    def first_pass(self, launched):
-        """Wait until every queue was claimed once (and subscribed, with
-        the doorbell); return when that happened (monotonic)."""
-        need = ['POST /queues/{q}/claims']
-        if self.config == 'doorbell':
-            need.append('POST /queues/{q}/subscriptions')
+    @staticmethod
+    def _by_tenant(counts):
+        """{(kind, project): requests, every status} from counts()."""
+        out = {}
+        for (kind, project, _), n in counts['counts'].items():
+            out[kind, project] = out.get((kind, project), 0) + n
+        return out
+
+    def first_pass(self, launched, before=None, what='first pass',
+                   need=None):
+        """Wait until, since ``before`` (a counts() snapshot), a request of
+        each kind set in ``need`` was made for every queue; by default,
+        with the doorbell, every queue subscribed (a create, or a list of
+        its subscriptions: the doorbell rings for it), without, every
+        queue looked at (a claim, or its stats).  Return (when that was
+        seen, counts then)."""
+        old = self._by_tenant(before) if before else {}
+        if need is None:
+            need = [SUBSCRIBES] if self.config == 'doorbell' else [LOOKS]
         deadline = launched + self.args.startup_timeout
         last_log = 0.0
+        pending = list(self.tenants)
         while True:
             counts = self.proxy.counts()
-            done = [max((counts['first'].get((kind, t)) or float('inf'))
-                        for kind in need) for t in self.tenants]
-            finished = sum(1 for d in done if d != float('inf'))
-            if finished == len(self.tenants):
-                return max(done), counts
-            now = time.monotonic()
+            now = counts['time']
+            new = self._by_tenant(counts)
+            pending = [t for t in pending if not all(
+                any(new.get((k, t), 0) > old.get((k, t), 0) for k in kinds)
+                for kinds in need)]
+            if not pending:
+                return now, counts
             if now > deadline:
                 raise common.BenchError(
-                    '%s: the first pass did not finish in %.0fs (%d of %d '
-                    'queues)' % (self.config, self.args.startup_timeout,
-                                 finished, len(self.tenants)))
+                    '%s: the %s did not finish in %.0fs (%d of %d queues)'
+                    % (self.config, what, self.args.startup_timeout,
+                       len(self.tenants) - len(pending), len(self.tenants)))
             if now - last_log > 10:
-                common.log('%s: first pass, %d of %d queues'
-                           % (self.config, finished, len(self.tenants)))
+                common.log('%s: %s, %d of %d queues'
+                           % (self.config, what,
+                              len(self.tenants) - len(pending),
+                              len(self.tenants)))
                 last_log = now
             self.check_daemon()
-            time.sleep(0.25)
+            time.sleep(0.5)
+
+    def looked_at(self, launched, before, out):
+        """After the start-up (doorbell): wait until every queue was also
+        looked at (a claim, or its stats: what was posted while nothing
+        rang is found then); note when in ``out``."""
+        done_at, counts = self.first_pass(launched, before,
+                                          'look at every queue', [LOOKS])
+        out['seconds_to_looked_at'] = done_at - launched
+        out['requests_to_looked_at'] = self.requests_between(before, counts)
+        common.log('%s: every queue looked at %.1fs after launch (%d '
+                   'requests)' % (self.config, done_at - launched,
+                                  out['requests_to_looked_at']))
+        return done_at, counts
+
+    @staticmethod
+    def requests_between(before, after):
+        return (sum(after['counts'].values())
+                - sum((before or {'counts': {}})['counts'].values()))
 
     def worker_memory(self, pids):
         return [common.memory_mib(pid) for pid in pids]
@@ -499,13 +632,20 @@ class Run:
         a = self.args
         out = {'config': self.config}
         self.proxy = common.CountingProxy(self.zaqar.port).start()
+        if self.config == 'doorbell':
+            out['memory_base'] = self.base_memory()
+            self.relay = Relay()
+        self.route_text = self.route(relay=self.relay)
+        if self.relay is not None:
+            self.relay.on()
         self.daemon = common.Daemon(
-            self.workdir, self.proxy.url, [(ROUTE, self.route())], self.run,
-            source=a.bridge_src,
+            self.workdir, self.proxy.url, [(ROUTE, self.route_text)],
+            self.run, source=a.bridge_src,
             extra='[metrics]\nport = %d\n' % servers.free_port())
         self.daemon.exchanges.append(self.exchange)
         common.log('%s: starting the bridge (%d workers, %d tenants)'
                    % (self.config, a.workers, len(self.tenants)))
+        before = self.proxy.counts()
         launched = time.monotonic()
         self.daemon.start({'Route %s: connected to RabbitMQ' % ROUTE:
                            a.workers}, timeout=a.startup_timeout)
@@ -514,18 +654,20 @@ class Run:
         if len(pids) != a.workers:
             raise common.BenchError('expected %d route workers, found %s'
                                     % (a.workers, pids))
-        done_at, counts = self.first_pass(launched)
-        per_worker, other, kinds = self.split(counts)
+        done_at, counts = self.first_pass(launched, before)
+        per_worker, other, kinds = self.split(counts, before)
         out['startup'] = {
             'seconds_to_idle': done_at - launched,
             'seconds_to_connected': ready - launched,
             'first_pass_seconds': done_at - ready,
-            'requests': sum(n for s, n in counts['timeline'].items()
-                            if s <= done_at),
+            'requests': self.requests_between(before, counts),
             'requests_by_kind': kinds}
         common.log('%s: first pass done %.1fs after launch (%d requests)'
                    % (self.config, done_at - launched,
                       out['startup']['requests']))
+        if self.config == 'doorbell':
+            done_at, counts = self.looked_at(launched, before,
+                                             out['startup'])
 
         # The guests and the consumer get ready while the bridge settles.
         mp = multiprocessing.get_context('spawn')
@@ -598,7 +740,167 @@ class Run:
         out['disturbed'] = bool(out['rabbitmq_lost']['bridge_log_lines']
                                 or out['rabbitmq_lost']['consumer'])
         out['log_sample'] = self.log_errors[:5]
+        if self.config == 'doorbell':
+            if a.lost:
+                out['lost_outage'] = self.lost_in_outage(pids)
+                out['restart'] = self.restart()
+            if out['memory_base']:
+                n = len(self.tenants) - BASE_TENANTS
+                out['kib_per_queue'] = max(
+                    1024.0 * (m['rss'] - out['memory_base']['rss']) / n
+                    for m in out['memory_idle'] if m)
+        out['log_warnings'] = len(self.log_errors)
+        out['log_sample'] = self.log_errors[:5]
         return out
+
+    # -- memory: a route of BASE_TENANTS tenants
+
+    def base_memory(self):
+        """RSS of the workers of the same route over BASE_TENANTS tenants
+        (other projects: nothing posts to them), settled; the per-queue
+        cost is what the full route's workers hold beyond it."""
+        a = self.args
+        tenants = ['base%03d' % i for i in range(BASE_TENANTS)]
+        saved = self.tenants
+        self.tenants = tenants
+        workdir = self.workdir / 'base'
+        workdir.mkdir()
+        daemon = common.Daemon(
+            workdir, self.proxy.url,
+            [(ROUTE + 'base', self.route(tenants=tenants))],
+            self.run + '-base', source=a.bridge_src)
+        daemon.exchanges.append(self.exchange)
+        try:
+            common.log('%s: the base route (%d tenants), for its RSS'
+                       % (self.config, BASE_TENANTS))
+            daemon.start({'Route %sbase: connected to RabbitMQ' % ROUTE:
+                          a.workers}, timeout=a.startup_timeout)
+            self.daemon = daemon
+            self.first_pass(time.monotonic(), what='base route start-up',
+                            need=[SUBSCRIBES, LOOKS])
+            time.sleep(a.settle)
+            pids = daemon.worker_pids('reverse %sbase worker' % ROUTE)
+            mem = [common.memory_mib(p) for p in pids]
+            mem = [m for m in mem if m]
+            return {'rss': max(m['rss'] for m in mem)} if mem else None
+        finally:
+            self.tenants = saved
+            self.daemon = None
+            daemon.stop()
+            self._log_offset = 0
+
+    # -- lost rings
+
+    def post_lost(self, tenants, seq):
+        """Post one message to each of ``tenants`` (straight to Zaqar);
+        {(tenant, seq): wall-clock time of its post}."""
+        posted = {}
+        pad = _pad_for(self.args.body_size)
+        for tenant in tenants:
+            ts = time.time()
+            common.zaqar_request(
+                self.zaqar.url, 'POST', '/v2/queues/%s/messages' % QUEUE,
+                tenant, {'messages': [{'ttl': 3600, 'body': _guest_body(
+                    tenant, seq, ts, pad)}]})
+            posted[tenant, seq] = ts
+        return posted
+
+    def wait_lost(self, posted, since, timeout):
+        """Wait for ``posted`` to reach AMQP; {key: seconds from the later
+        of its post and ``since`` (wall clock)}, None if it did not come
+        within ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.sink.lock:
+                if all(k in self.sink.arrived for k in posted):
+                    break
+            self.check_daemon()
+            time.sleep(0.5)
+        with self.sink.lock:
+            arrived = dict(self.sink.arrived)
+        found = {}
+        for key, ts in posted.items():
+            if key in arrived:
+                # arrived[key] is seconds after ts (the post).
+                found[key] = arrived[key] - max(0.0, since - ts)
+            else:
+                found[key] = None
+        return found
+
+    def lost_tenants(self, k):
+        """``k`` idle tenants spread over the list (and the shards)."""
+        idle = [t for t in self.tenants if t not in set(self.active)]
+        return active_tenants(idle, k)
+
+    def lost_in_outage(self, pids):
+        """Zaqar can't reach the doorbell (the relay is off) while tenants
+        post: their rings are lost for real; the time until each message
+        reaches AMQP, and what the workers ask Zaqar meanwhile."""
+        a = self.args
+        tenants = self.lost_tenants(a.lost)
+        common.log('%s: doorbell unreachable; %d tenants post one message '
+                   'each; waiting up to %.0fs for them'
+                   % (self.config, len(tenants), a.lost_timeout))
+        self.relay.off()
+        before = self.proxy.counts()
+        try:
+            posted = self.post_lost(tenants, LOST_SEQ)
+            found = self.wait_lost(posted, 0.0, a.lost_timeout)
+        finally:
+            after = self.proxy.counts()
+            self.relay.on()
+        per_worker, other, kinds = self.split(after, before)
+        seconds = after['time'] - before['time']
+        times = [v for v in found.values() if v is not None]
+        result = {'posted': len(posted), 'found': len(times),
+                  'max_s': max(times) if len(times) == len(posted)
+                  else None,
+                  'times_s': sorted(times), 'seconds': seconds,
+                  'req_per_worker_per_s': [n / seconds for n in per_worker],
+                  'requests_by_kind': kinds}
+        common.log('%s: %d/%d found, %s' % (
+            self.config, len(times), len(posted), ', '.join(
+                '%.0fs' % t for t in sorted(times))))
+        return result
+
+    def restart(self):
+        """Stop the bridge, post while it is down (rings refused, given
+        up after 12 s), start it again: its start-up (subscriptions now
+        exist) and the time until those messages reach AMQP."""
+        a = self.args
+        tenants = self.lost_tenants(a.lost)
+        common.log('%s: restart: stopping the bridge; %d tenants post '
+                   'while it is down' % (self.config, len(tenants)))
+        code = common._stop(self.daemon.proc, 30)
+        if code not in (0, None):
+            common.log('the bridge exited with %s' % code)
+        posted = self.post_lost(tenants, LOST_SEQ + 1)
+        # Zaqar's last retry of a ring is 12 s after the post.
+        time.sleep(15)
+        before = self.proxy.counts()
+        relaunched = time.time()
+        launched = time.monotonic()
+        self.daemon.start({'Route %s: connected to RabbitMQ' % ROUTE:
+                           2 * a.workers}, timeout=a.startup_timeout)
+        done_at, counts = self.first_pass(launched, before,
+                                          what='restart\'s pass')
+        per_worker, other, kinds = self.split(counts, before)
+        result = {'seconds_to_idle': done_at - launched,
+                  'requests': self.requests_between(before, counts),
+                  'requests_by_kind': kinds}
+        self.looked_at(launched, before, result)
+        found = self.wait_lost(posted, relaunched, a.lost_timeout)
+        times = [v for v in found.values() if v is not None]
+        result.update({
+                  'posted': len(posted), 'found': len(times),
+                  'max_s': max(times) if len(times) == len(posted)
+                  else None, 'times_s': sorted(times)})
+        common.log('%s: restart pass done %.1fs after launch (%d requests); '
+                   'messages posted while down found %s after it' % (
+                       self.config, result['seconds_to_idle'],
+                       result['requests'], ', '.join(
+                           '%.0fs' % t for t in sorted(times))))
+        return result
 
     def proxy_overhead(self, n=30):
         """What the proxy adds to one request: the median of ``n`` GETs
@@ -663,6 +965,8 @@ class Run:
                            % (code, self.daemon.log_path))
         if self.proxy is not None:
             self.proxy.stop()
+        if self.relay is not None:
+            self.relay.off()
         # What the next configuration (or run) must not find: messages
         # left in the active queues.
         for tenant in self.active:
@@ -676,18 +980,40 @@ class Run:
 
 # -- the report
 
+def lost_ring_seconds(result):
+    """The longest time a message whose ring was lost took to reach AMQP
+    (inf: one never came), over the outage and the restart; None if not
+    measured."""
+    cases = [result[k] for k in ('lost_outage', 'restart') if k in result]
+    if not cases:
+        return None
+    if any(c['max_s'] is None for c in cases):
+        return float('inf')
+    return max(c['max_s'] for c in cases)
+
+
 def goals(result):
     """(name, value, goal text, met) for one configuration; a value is
-    compared as the table prints it (1.004 req/s is 1.00: met)."""
+    compared as the table prints it (1.004 req/s is 1.00: met).  A value
+    not measured (the polling route: no doorbell) is None."""
     idle = max(result['idle']['per_worker_per_s'])
     p99 = result['latency']['p99_ms_with_undelivered']
-    rss = max(m['rss'] for m in result['memory'] if m)
-    return [('idle req/s per worker', idle, '<= %g' % GOAL_IDLE,
-             round(idle, 2) <= GOAL_IDLE),
+    kib = result.get('kib_per_queue')
+    lost = lost_ring_seconds(result)
+    startup = result['startup']['seconds_to_idle']
+
+    def met(value, goal, digits):
+        return None if value is None else round(value, digits) <= goal
+    return [('worker KiB per tenant queue', kib,
+             '<= %g' % GOAL_KIB_PER_QUEUE, met(kib, GOAL_KIB_PER_QUEUE, 2)),
+            ('start-up s', startup, '<= %.0f' % GOAL_STARTUP_S,
+             met(startup, GOAL_STARTUP_S, 1)),
+            ('lost ring found s', lost, '<= %.0f' % GOAL_LOST_RING_S,
+             met(lost, GOAL_LOST_RING_S, 0)),
+            ('idle req/s per worker', idle, '<= %g' % GOAL_IDLE,
+             met(idle, GOAL_IDLE, 2)),
             ('p99 ms', p99, '<= %.0f' % GOAL_P99_MS,
-             round(p99, 0) <= GOAL_P99_MS),
-            ('RSS MiB per worker', rss, '<= %.0f' % GOAL_RSS_MIB,
-             round(rss, 0) <= GOAL_RSS_MIB)]
+             met(p99, GOAL_P99_MS, 0))]
 
 
 KIND_NAMES = [('POST /queues/{q}/claims 201', 'claims with messages'),
@@ -698,6 +1024,9 @@ KIND_NAMES = [('POST /queues/{q}/claims 201', 'claims with messages'),
               ('PATCH /queues/{q}/subscriptions/{id}',
                'subscription PATCHes'),
               ('GET /queues/{q}/subscriptions/{id}', 'subscription GETs'),
+              ('GET /queues/{q}/subscriptions', 'subscription lists'),
+              ('GET /queues/{q}/stats', 'stats looks'),
+              ('POST /queues/{q}/messages', 'posts'),
               ('GET /queues', 'queue lists')]
 
 
@@ -724,7 +1053,10 @@ def report(args, zaqar, results):
             'settings': {k: v for k, v in vars(args).items()
                          if k not in ('json', 'keep')},
             'goals': {'idle_per_worker_per_s': GOAL_IDLE,
-                      'p99_ms': GOAL_P99_MS, 'rss_mib': GOAL_RSS_MIB},
+                      'p99_ms': GOAL_P99_MS,
+                      'kib_per_tenant_queue': GOAL_KIB_PER_QUEUE,
+                      'startup_s': GOAL_STARTUP_S,
+                      'lost_ring_s': GOAL_LOST_RING_S},
             'machine': common.machine()}
     if args.json:
         common.dump_json(data)
@@ -747,26 +1079,48 @@ def report(args, zaqar, results):
         data['machine']['load_1min_at_end']))
     print('Bridge: %s' % data['bridge_source'])
     print()
+    def value(v, digits):
+        if v is None:
+            return 'n/a'
+        if math.isinf(v):
+            return 'never (>%.0f)' % args.lost_timeout
+        return '%.*f' % (digits, v)
     rows = []
     for r in results:
         lat = r['latency']
+        restart = r.get('restart')
         rows.append([r['config'] + (' (disturbed)' if r['disturbed']
                                     else ''),
+                     value(r.get('kib_per_queue'), 2),
+                     '%.1f (%d req)' % (r['startup']['seconds_to_idle'],
+                                        r['startup']['requests']),
+                     '%.1f (%d req)' % (restart['seconds_to_idle'],
+                                        restart['requests'])
+                     if restart else 'n/a',
+                     value(lost_ring_seconds(r), 0),
                      per_worker(r['idle']['per_worker_per_s'], 2),
                      (lat['p50_ms'], 0), p99(r),
                      '%d/%d' % (lat['delivered'], lat['posted']),
-                     per_worker([m['rss'] for m in r['memory'] if m], 0),
-                     (r['startup']['seconds_to_idle'], 1)])
-    print(common.table(['', 'idle req/s per worker', 'p50 ms', 'p99 ms',
-                        'delivered', 'RSS MiB per worker',
-                        'start-up s'], rows))
+                     per_worker([m['rss'] for m in r['memory'] if m], 0)])
+    print(common.table(['', 'KiB per queue', 'start-up s', 'restart s',
+                        'lost ring s', 'idle req/s per worker', 'p50 ms',
+                        'p99 ms', 'delivered', 'RSS MiB per worker'], rows))
     print()
-    names = [g['name'] for g in results[0]['goals']]
+    digits = {'worker KiB per tenant queue': 2, 'start-up s': 1,
+              'lost ring found s': 0, 'idle req/s per worker': 2,
+              'p99 ms': 0}
     goal_rows = []
-    for i, name in enumerate(names):
-        goal_rows.append(['%s %s' % (name, results[0]['goals'][i]['goal'])]
-                         + ['met' if r['goals'][i]['met'] else 'NOT met'
-                            for r in results])
+    for i, g in enumerate(results[0]['goals']):
+        cells = []
+        for r in results:
+            mine = r['goals'][i]
+            if mine['met'] is None:
+                cells.append('n/a')
+            else:
+                cells.append('%s: %s' % (
+                    value(mine['value'], digits[g['name']]),
+                    'met' if mine['met'] else 'NOT met'))
+        goal_rows.append(['%s %s' % (g['name'], g['goal'])] + cells)
     print(common.table(['goal'] + [r['config'] for r in results],
                        goal_rows))
     print()
@@ -776,18 +1130,52 @@ def report(args, zaqar, results):
                                          '(default)')
                     if r['config'] == 'polling' else
                     'doorbell, sweep_interval %s'
-                    % (args.sweep_interval or '1.0 (default)'))
+                    % (args.sweep_interval or 'default'))
         print('%s (%s):' % (r['config'], settings))
         print('  start-up: %.1f s to idle: connected after %.1f s, first '
               'pass %.1f s, %d requests (%s)' % (
                   s['seconds_to_idle'], s['seconds_to_connected'],
                   s['first_pass_seconds'], s['requests'],
                   kinds_text(s['requests_by_kind'], '%d')))
+        if 'seconds_to_looked_at' in s:
+            print('  every queue looked at (a claim, or its stats) after '
+                  '%.1f s, %d requests' % (s['seconds_to_looked_at'],
+                                            s['requests_to_looked_at']))
         print('  idle (%.0f s): %s req/s; of these the daemon\'s own checks '
               '(not the route\'s workers) %.2f req/s; the route\'s workers '
               'used %.1f %% of a core' % (
                   idle['seconds'], kinds_text(idle['by_kind'], '%.2f'),
                   idle['daemon_other_per_s'], idle['cpu_percent_workers']))
+        if 'kib_per_queue' in r:
+            print('  memory: %.2f KiB per tenant queue = (idle RSS %s MiB '
+                  '- %.1f MiB of the same route over %d tenants) / %d '
+                  'queues (each worker holds every queue of the route)' % (
+                      r['kib_per_queue'], per_worker(
+                          [m['rss'] for m in r['memory_idle'] if m], 1),
+                      r['memory_base']['rss'], BASE_TENANTS,
+                      args.tenants - BASE_TENANTS))
+        for key, what in (('lost_outage', 'doorbell unreachable'),
+                          ('restart', 'posted while the bridge was down')):
+            c = r.get(key)
+            if not c:
+                continue
+            print('  lost rings, %s: %d/%d messages reached AMQP, after %s '
+                  's%s' % (what, c['found'], c['posted'], ', '.join(
+                      '%.0f' % t for t in c['times_s']) or '-',
+                      ' (from the restart)' if key == 'restart' else
+                      ' (from the post)'))
+            if key == 'lost_outage':
+                print('    meanwhile %s req/s per worker (%s)' % (
+                    per_worker(c['req_per_worker_per_s'], 2),
+                    kinds_text(c['requests_by_kind'], '%d')))
+            else:
+                print('    restart: the doorbell rings for every queue after '
+                      '%.1f s, %d requests (%s); every queue looked at '
+                      'after %.1f s, %d requests' % (
+                          c['seconds_to_idle'], c['requests'],
+                          kinds_text(c['requests_by_kind'], '%d'),
+                          c['seconds_to_looked_at'],
+                          c['requests_to_looked_at']))
         active = r['active']
         print('  active: %d requests (%s); zaqar-server took (mean ms) %s'
               % (sum(active['requests_by_kind'].values()),

@@ -12,9 +12,11 @@ Answers to controllers' calls are checked by bridge/rpc/relay.py
 and recorded in the process's used-token memory only once RabbitMQ
 confirmed them.  When to look at which queue (polling backoff, doorbell,
 safety sweep, answers due, per-tenant fairness and rate limit) is
-bridge/flows/schedule.py's business.
+bridge/flows/schedule.py's business; finding the messages whose ring was
+lost (start-up pass, canary, recovery sweeps) bridge/flows/recovery.py's.
 """
 
+import sys
 import threading
 import time
 import zlib
@@ -26,6 +28,7 @@ from bridge.amqp import publisher
 from bridge.amqp import topology
 from bridge import backoff
 from bridge.flows import answers_due
+from bridge.flows import recovery as recovery_mod
 from bridge.flows import schedule
 from bridge import metrics as bridge_metrics
 from bridge import naming
@@ -56,9 +59,22 @@ class Reverser:
         self.clients = clients
         self.metrics = metrics or bridge_metrics.NULL
         self.worker_id = worker_id
+        queues = [self._tenant_queue(t) for t in route.tenants]
+        self.canary = None
+        self.recovery = None
+        if route.doorbell_port:
+            for queue in queues:
+                if queue.owned:
+                    # The start-up pass subscribes and looks at it first.
+                    queue.subscribed = None
+                    queue.next_poll = schedule.NEVER
+            if route.canary_interval:
+                canaries = recovery_mod.canaries(
+                    route.name, route.workers, clients.own_project)
+                self.canary = canaries[worker_id]
+                queues.extend(canaries)
         self.schedule = schedule.Schedule(
-            [self._tenant_queue(t) for t in route.tenants],
-            route.poll_interval, doorbell=bool(route.doorbell_port),
+            queues, route.poll_interval, doorbell=bool(route.doorbell_port),
             sweep_interval=route.sweep_interval,
             answer_due_window=conf.rpc.answer_due_window)
         self._next_discovery = 0.0
@@ -84,16 +100,20 @@ class Reverser:
 
     def _tenant_queue(self, tenant):
         route = self.route
+        project = self.clients.project_of(tenant)
         return schedule.TenantQueue(
-            tenant, self.clients.project_of(tenant),
-            naming.render(route.zaqar_queue, tenant=tenant,
-                          route=route.name),
+            tenant, tenant if project == tenant else project,
+            # One string for every queue of the same name.
+            sys.intern(naming.render(route.zaqar_queue, tenant=tenant,
+                                     route=route.name)),
             rate=route.tenant_rate_limit,
             owned=worker_of(tenant, route.workers) == self.worker_id)
 
     def stop(self):
         self._stop.set()
         self.schedule.wake.set()
+        if self.recovery is not None:
+            self.recovery.stop()
 
     # -- tenant discovery
 
@@ -182,6 +202,11 @@ class Reverser:
                 self.route.doorbell_port, self.route.doorbell_url,
                 self.conf.rpc.reply_secret, self.schedule.ring,
                 self.metrics).start()
+            self.recovery = recovery_mod.Recovery(
+                self.route, self.clients, self.schedule, self.doorbell,
+                self.canary, self.conf.zaqar.trust_recheck_interval)
+            if not self._stop.is_set():
+                self.recovery.start()
         errors = None
         try:
             while not self._stop.is_set():
@@ -203,6 +228,8 @@ class Reverser:
                     self._stop.wait(self.amqp.failed(exc))
         finally:
             hints.stop()
+            if self.recovery is not None:
+                self.recovery.stop()
             if self.doorbell is not None:
                 self.doorbell.stop()
             self.connection.release()
@@ -234,8 +261,9 @@ class Reverser:
             self._keep_alive_at = now + self._tick
 
     def _subscribe(self, queue, client):
-        """Make sure the doorbell rings for this queue (once per worker)."""
-        if not self.route.doorbell_port or queue.subscribed:
+        """Make sure the doorbell rings for this queue (once per worker;
+        the start-up pass does it for the queues known at start)."""
+        if not self.route.doorbell_port or queue.subscribed is not False:
             return
         try:
             self.doorbell.subscribe(client, queue.name, queue.tenant)
@@ -273,7 +301,13 @@ class Reverser:
         except zaqar_client.TRANSIENT_ERRORS as exc:
             self._zaqar_failed(queue, exc)
             return
+        if self.zaqar.down and self.recovery is not None:
+            # Rings queued in zaqar-server when it went away are lost.
+            self.recovery.request('Zaqar was unreachable')
         self.zaqar.ok()
+        if queue.canary:
+            self._drop_canaries(queue, messages, limit, rings)
+            return
         if queue.swept:
             queue.swept = False
             if messages and self.route.doorbell_port:
@@ -299,10 +333,27 @@ class Reverser:
             # RabbitMQ went away mid-claim: give the rest back now, to be
             # claimed again once it is back, rather than after claim_ttl.
             self.metrics.retried(self.route.name, len(messages) - handled)
-            _release(claim)
+            # Nothing rings for them again: look once RabbitMQ is back.
+            expires = 0.0 if _release(claim) else self.route.claim_ttl
+            self.schedule.look_at(queue, time.monotonic() + expires)
             raise
         finally:
             self.metrics.in_flight(self.route.name, 0)
+
+    def _drop_canaries(self, queue, messages, limit, rings):
+        """A canary's ring came: its message has done its job."""
+        now = time.monotonic()
+        if not messages:
+            self.schedule.empty(queue, now, rings)
+            return
+        self.schedule.got(queue, len(messages), now, limit, rings)
+        for message in messages:
+            if isinstance(message.body, dict) and \
+                    'bridge_canary' not in message.body:
+                LOG.warning('Route %s: deleting message %s from the '
+                            'doorbell\'s canary queue %s: not a canary',
+                            self.route.name, message.id, queue.name)
+            self._delete(queue, message)
 
     def _zaqar_failed(self, queue, exc):
         self.schedule.retry_in(queue, self.zaqar.failed(exc),
@@ -371,14 +422,20 @@ class Reverser:
             message.delete()
         except zaqar_client.TRANSIENT_ERRORS as exc:
             # Published but not deleted: the claim expires and the message
-            # comes again (a duplicate, carrying the same id).
+            # comes again (a duplicate, carrying the same id), with no
+            # ring: look for it then.
+            self.schedule.look_at(queue, time.monotonic()
+                                  + self.route.claim_ttl + schedule.RECHECK)
             LOG.warning('Route %s: could not delete message %s from tenant '
                         '%s queue %s after publishing: %s', self.route.name,
                         message.id, queue.tenant, queue.name, exc)
 
 
 def _release(claim):
+    """Give the claimed messages back; False if they wait for the claim
+    to expire."""
     try:
         claim.delete()
     except Exception:  # the claim expires by itself
-        pass
+        return False
+    return True

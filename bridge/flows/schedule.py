@@ -20,6 +20,13 @@ posted a call whose answer comes to this queue) makes the queue due at
 the moment answers usually come, and again a growing step later while
 the answer is not there, for a short window; with or without a doorbell.
 
+Rings that can have been lost (the worker was starting, the doorbell or
+Zaqar was unreachable) are bridge/flows/recovery.py's business: it looks
+at queues without claiming (their stats) and tells the schedule what it
+saw (:meth:`Schedule.looked`).  A message whose claim may expire without
+a ring (a delete that failed, a claim of a worker that died) is looked
+for again when that claim has expired (:meth:`Schedule.look_at`).
+
 Fairness: each round claims at most once (``claim_limit`` messages) from
 each due queue, so a busy tenant can't starve the others, and a tenant
 over ``tenant_rate_limit`` messages per second waits, its overflow kept in
@@ -38,9 +45,18 @@ RECHECK = 0.2
 
 
 class TenantQueue:
-    """One queue to drain, and when to look at it next."""
+    """One queue to drain, and when to look at it next.
 
-    def __init__(self, tenant, project, name, rate=0.0, owned=True):
+    A worker holds one per tenant queue of its route (10,000 and more):
+    slots, and nothing else per queue (the Zaqar client is made per use).
+    """
+
+    __slots__ = ('tenant', 'project', 'name', 'owned', 'next_poll',
+                 'subscribed', 'rings', 'unclaimed', 'rechecked', 'swept',
+                 'idle', 'rate', 'tokens', 'refilled', 'canary')
+
+    def __init__(self, tenant, project, name, rate=0.0, owned=True,
+                 canary=False):
         self.tenant = tenant
         self.project = project
         self.name = name
@@ -48,7 +64,10 @@ class TenantQueue:
         # others it claims from only when their doorbell rings here.
         self.owned = owned
         self.next_poll = 0.0 if owned else NEVER
-        self.subscribed = False   # the doorbell rings for it
+        # The doorbell rings for it: True; False: the reverse path
+        # subscribes it before its next claim; None: left to the start-up
+        # pass (bridge/flows/recovery.py).
+        self.subscribed = False
         self.rings = 0            # rings so far
         self.unclaimed = 0        # rings no claim has answered yet
         self.rechecked = False    # the look RECHECK after a missed ring
@@ -57,6 +76,9 @@ class TenantQueue:
         self.rate = rate
         self.tokens = rate
         self.refilled = time.monotonic()
+        # The bridge's own queue whose ring proves the doorbell works: its
+        # messages are deleted, never forwarded.
+        self.canary = canary
 
     def allowance(self, limit, now):
         """How many messages may be claimed now (rate limit)."""
@@ -192,6 +214,24 @@ class Schedule:
             queue.next_poll = min(queue.next_poll, look)
         self.wake.set()
         return True
+
+    def look_at(self, queue, when):
+        """Claim from ``queue`` at ``when`` at the latest (a message may
+        come back then without a ring: a claim expires)."""
+        with self._lock:
+            if when < queue.next_poll:
+                queue.next_poll = when
+        self.wake.set()
+
+    def looked(self, queue, free, claimed, now, claim_ttl):
+        """A look without claiming found ``free`` messages ready and
+        ``claimed`` ones under a claim: claim now if there are free ones;
+        if only claimed ones, look again once their claim can have
+        expired (its holder may be gone: no ring will say so)."""
+        if free:
+            self.look_at(queue, now)
+        elif claimed:
+            self.look_at(queue, now + claim_ttl + RECHECK)
 
     def ring(self, tenant, name):
         """The doorbell rang for (tenant, queue); False if not ours."""

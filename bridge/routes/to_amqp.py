@@ -91,10 +91,32 @@ OPTS = [
                help='to_amqp: URL Zaqar rings (as zaqar-server reaches the '
                     'bridge). Default: http://<doorbell_host>:'
                     '<doorbell_port>/'),
-    cfg.FloatOpt('sweep_interval', default=1.0, min=0.01,
+    cfg.FloatOpt('sweep_interval', default=2.0, min=0.01,
                  help='to_amqp with a doorbell: the safety sweep looks at '
-                      'one tenant queue every this many seconds, in turn, '
-                      'to catch a lost ring (and re-subscribes it).'),
+                      'one tenant queue of each worker\'s shard every this '
+                      'many seconds, in turn, for a ring lost where '
+                      'neither the start-up pass, the canary nor a Zaqar '
+                      'outage can tell (a tenant deleted the bridge\'s '
+                      'subscription, a zaqar-server restart no request '
+                      'saw), and re-subscribes that queue.'),
+    cfg.IntOpt('canary_interval', default=60, min=0,
+               help='to_amqp with a doorbell: seconds between two canary '
+                    'messages each worker posts to a queue of the bridge\'s '
+                    'own project, subscribed like a tenant queue. When a '
+                    'canary\'s ring does not come within 20 s, rings are '
+                    'being lost: the worker looks at every queue of its '
+                    'shard (recovery_sweep_time), again until a canary '
+                    'rings. 0: no canary.'),
+    cfg.FloatOpt('recovery_sweep_time', default=120.0, min=1.0,
+                 help='to_amqp with a doorbell: seconds over which a '
+                      'recovery sweep (after a lost canary or a Zaqar '
+                      'outage) looks at every queue of a worker\'s shard, '
+                      'one request each. A lost ring is found within '
+                      'canary_interval + 20 + this many seconds.'),
+    cfg.IntOpt('startup_concurrency', default=4, min=1, max=64,
+               help='to_amqp with a doorbell: requests a worker makes at '
+                    'once while it subscribes and looks at every queue of '
+                    'its shard when it starts.'),
     cfg.FloatOpt('tenant_rate_limit', default=0.0, min=0.0,
                  help='to_amqp: most messages per second taken from one '
                       'tenant\'s queue; the rest waits in Zaqar. 0: no '

@@ -18,10 +18,18 @@ How the bridge authenticates is set in ``[zaqar]``:
   - ``trusts``: each tenant's queues live in the tenant's project and are
     reached with a trust-scoped token (bridge/zaqar/trusts.py).
 
-A Zaqar 401 drops the cached token of that client, so the next request
-authenticates again.  Keystone failures surface as zaqarclient errors:
-:class:`trusts.AccessError` (a 403: this project can't be reached, its
-messages are dead-lettered) or transient ones (retried).
+All clients share one transport (HTTP session and connections): a
+request carries its own project and token, and a ``requests`` session
+costs ~7 KiB, which at 10,000 tenant queues was most of a worker's
+memory.  With noauth a project's client holds nothing but its project, so
+none is kept: one is made per use.  With Keystone, a project's client is
+kept (with trusts, its trust-scoped session caches the token).
+
+A Zaqar 401 drops the cached token of the session that made the request,
+so the next request authenticates again.  Keystone failures surface as
+zaqarclient errors: :class:`trusts.AccessError` (a 403: this project
+can't be reached, its messages are dead-lettered) or transient ones
+(retried).
 """
 
 import threading
@@ -57,6 +65,10 @@ class Clients:
             if self.group.tenant_access == 'trusts':
                 self._trusts = zaqar_trusts.Trusts(conf, GROUP,
                                                    self._session)
+        # The client whose transport every other one uses; one Client-ID
+        # for the whole process.
+        self._shared = self._new_client(self.own_project, shared=None)
+        self._client_id = self._shared.client_uuid
 
     def trusted_projects(self):
         """Projects with a usable trust for the bridge (tenant_access =
@@ -85,8 +97,20 @@ class Clients:
             return OWN_PROJECT
         return tenant
 
+    @property
+    def own_project(self):
+        """What :meth:`for_project` takes for the bridge's own project."""
+        if self._session is None:
+            return self.group.noauth_project_id
+        return OWN_PROJECT
+
     def for_project(self, project):
         """The client for ``project``; it authenticates on first use."""
+        if project == self.own_project:
+            return self._shared
+        if self._session is None:
+            # Nothing to keep: a noauth client is its project header.
+            return self._new_client(project)
         with self._lock:
             client = self._clients.get(project)
             if client is None:
@@ -94,23 +118,24 @@ class Clients:
                 self._clients[project] = client
             return client
 
-    def _new_client(self, project):
+    def _new_client(self, project, shared=True):
+        shared = self._shared if shared else None
+        client_id = getattr(self, '_client_id', None)
         if self._session is None:
             return zaqar_client.noauth_client(
-                self.group.url, project,
-                request_timeout=self.group.request_timeout)
+                self.group.url, project, client_id=client_id,
+                request_timeout=self.group.request_timeout, shared=shared)
         session = self._session
         if self._trusts is not None and project != OWN_PROJECT:
             session = self._trusts.session_for(project)
-        return zaqar_client.Client(self.group.url, version=2,
-                                   conf={'auth_opts': {'backend': 'keystone',
-                                                       'options': {}}},
+        conf = {'auth_opts': {'backend': 'keystone', 'options': {}}}
+        if client_id:
+            conf['client_uuid'] = client_id
+        return zaqar_client.Client(self.group.url, version=2, conf=conf,
                                    session=session,
-                                   request_timeout=self.group.request_timeout)
+                                   request_timeout=self.group.request_timeout,
+                                   shared=shared)
 
     def check(self):
         """Raise when Zaqar can't be reached (used at start-up)."""
-        own = OWN_PROJECT
-        if self._session is None:
-            own = self.group.noauth_project_id
-        self.for_project(own).queues(limit=1)
+        self.for_project(self.own_project).queues(limit=1)

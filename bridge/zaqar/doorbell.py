@@ -23,9 +23,12 @@ ring its own queue.  Any other ring is answered 403 (Zaqar does not retry
 a 4xx), counted in ``bridge_doorbell_rings_refused_total{route,reason}``,
 logged at most once a minute per worker, and never makes the bridge
 claim.
-Subscribing updates the options of a subscription that already exists
-(Zaqar keeps the old ones on a repeated create), so subscriptions made
-before proofs existed get one when the bridge starts.
+When the bridge starts it creates every subscription (one request each;
+Zaqar keeps an existing one as it is), then checks their options in its
+first recovery sweep (bridge/flows/recovery.py): it updates the options
+of one that has others (Zaqar keeps the old ones on a repeated create), so
+subscriptions made before proofs existed get one soon after the bridge
+starts.
 
 Subscriptions are created with the fewest retries Zaqar accepts, so a
 bridge that is restarting doesn't tie up Zaqar's notifier; a missed ring
@@ -38,6 +41,7 @@ import hmac
 import json
 import re
 import socket
+import socketserver
 import threading
 import time
 from wsgiref import simple_server
@@ -64,6 +68,8 @@ FEW_RETRIES = {'retries_with_no_delay': 0, 'minimum_delay_retries': 0,
                'minimum_delay': 1, 'maximum_delay': 21,
                'maximum_delay_retries': 0}
 MAX_BODY = 512 * 1024
+# Subscriptions listed in one request (Zaqar's max_subscriptions_per_page).
+LIST_LIMIT = 20
 
 
 class RingRefused(ValueError):
@@ -103,26 +109,63 @@ def check(key, tenant, queue, given):
                           'queue' % PROOF_HEADER)
 
 
-def subscribe(client, queue, url, tenant, key):
+def options(key, tenant, queue):
+    """The options of the bridge's subscription to ``tenant``'s
+    ``queue``."""
+    return {'post_headers': {TENANT_HEADER: tenant,
+                             PROOF_HEADER: proof(key, tenant, queue)},
+            '_retry_policy': FEW_RETRIES}
+
+
+def subscribe(client, queue, url, tenant, key, check=True):
     """Make Zaqar ring ``url`` for every message posted to ``queue``.
 
-    Idempotent: Zaqar keeps one subscription per (queue, subscriber) and
-    answers a repeated create with the same id, keeping the old options;
-    so the options (headers with the proof) are then set on that id.
+    Zaqar keeps one subscription per (queue, subscriber) and answers a
+    repeated create with the same id, keeping the old options.  With
+    ``check``, the queue's subscriptions are listed first: one with the
+    right options is left alone ('kept', one request), one with others
+    (made before proofs existed, or under another secret) gets them
+    ('updated'), a missing one is created ('listed and created').
+    Without, it is only created ('created', one request): a subscription
+    that was there keeps its options.
     """
-    options = {'post_headers': {TENANT_HEADER: tenant,
-                                PROOF_HEADER: proof(key, tenant, queue)},
-               '_retry_policy': FEW_RETRIES}
+    wanted = options(key, tenant, queue)
+    body = {'subscriber': url, 'ttl': SUBSCRIPTION_TTL, 'options': wanted}
+    if not check:
+        req, trans = client._request_and_transport()
+        zcore.subscription_create(trans, req, queue, body)
+        return 'created'
     req, trans = client._request_and_transport()
-    created = zcore.subscription_create(trans, req, queue, {
-        'subscriber': url, 'ttl': SUBSCRIPTION_TTL, 'options': options})
+    listed = zcore.subscription_list(trans, req, queue,
+                                     limit=LIST_LIMIT).get(
+                                         'subscriptions') or []
+    ours = [s for s in listed if s.get('subscriber') == url]
+    if ours and ours[0].get('options') == wanted and \
+            ours[0].get('ttl', 0) - ours[0].get('age', 0) \
+            >= SUBSCRIPTION_TTL // 2:
+        return 'kept'
+    if ours:
+        sid = ours[0]['id']
+    else:
+        req, trans = client._request_and_transport()
+        sid = zcore.subscription_create(trans, req, queue,
+                                        body)['subscription_id']
+        if len(listed) < LIST_LIMIT:
+            return 'listed and created'
+        # Ours may be on a later page: the create kept its options.
     req, trans = client._request_and_transport()
-    zcore.subscription_update(trans, req, queue, created['subscription_id'],
-                              {'ttl': SUBSCRIPTION_TTL, 'options': options})
+    zcore.subscription_update(trans, req, queue, sid,
+                              {'ttl': SUBSCRIPTION_TTL, 'options': wanted})
+    return 'updated'
 
 
-class _Server(simple_server.WSGIServer):
+class _Server(socketserver.ThreadingMixIn, simple_server.WSGIServer):
+    # Zaqar's notifier rings from up to max_notifier_workers threads per
+    # zaqar-server process: a ring must not wait for another, nor find
+    # the backlog full (its connect would hang, then fail).
     allow_reuse_address = True
+    daemon_threads = True
+    request_queue_size = 128
 
     def server_bind(self):
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
@@ -183,8 +226,8 @@ class Doorbell:
         self.server.shutdown()
         self.server.server_close()
 
-    def subscribe(self, client, queue, tenant):
-        subscribe(client, queue, self.url, tenant, self.key)
+    def subscribe(self, client, queue, tenant, check=True):
+        return subscribe(client, queue, self.url, tenant, self.key, check)
 
     def app(self, environ, start_response):
         if environ['REQUEST_METHOD'] != 'POST':

@@ -36,6 +36,14 @@ def start(tmp_path, rabbit, zaqar, names, sweep_interval, tenants=None,
     return config, daemon.start(workers)
 
 
+def started(daemon, workers):
+    """Wait until each worker's start-up sweep (after subscribing every
+    queue it checks each subscription's options and looks at each queue,
+    bridge/flows/recovery.py) is over."""
+    daemon.wait_for_log(lambda t: t.count('recovery sweep of') >= workers,
+                        what='the start-up sweeps')
+
+
 def subscription(zaqar, tenant, queue):
     """The one subscription of ``tenant``'s ``queue``, once there."""
     subs = bridgeutil.wait_until(
@@ -97,12 +105,13 @@ def test_sweep_catches_a_lost_ring(tmp_path, rabbit, zaqar, names,
     config, daemon = start(tmp_path, rabbit, proxy, names, 0.2)
     try:
         queue = zaqar.client(names.tenant_a).queue(names.conductor)
+        started(daemon, 2)
         subs = bridgeutil.wait_until(lambda: list(queue.subscriptions()),
                                      what='the doorbell subscription')
         for sub in subs:
             sub.delete()
-        # The worker claims once right after subscribing; let that claim
-        # go by first, so only the sweep can find the message.
+        # Let a claim of the safety sweep go by first, so only its next
+        # round can find the message.
         claims = '/v2/queues/%s/claims' % names.conductor
         bridgeutil.wait_until(
             lambda: [r for r in proxy.requests if r[0] == 'POST'
@@ -127,12 +136,14 @@ def test_forged_rings_make_no_claim(tmp_path, rabbit, zaqar, names,
     # One worker and the victim's queue first: a round of claims that
     # takes the attacker's message has claimed from every queue due
     # before it, so once the attacker's later message arrived, any claim
-    # a forged ring caused has been made.  Same order at start-up: the
-    # attacker's queue is subscribed after the victim's was claimed.
+    # a forged ring caused has been made.
     config, daemon = start(tmp_path, rabbit, zaqar, names, 100000,
                            tenants=(victim, attacker), workers=1)
     port = daemon.doorbell_port
     try:
+        # Once the start-up sweep looked at both queues, nothing but a
+        # ring makes the bridge claim.
+        started(daemon, 1)
         subs = {t: subscription(zaqar, t, names.conductor)
                 for t in (victim, attacker)}
         genuine = {t: s.options['post_headers'] for t, s in subs.items()}
@@ -188,11 +199,12 @@ def test_subscription_from_before_proofs_gets_one(tmp_path, rabbit, zaqar,
         names.conductor, subscriber='http://127.0.0.1:%d/' % port,
         ttl=3600, options={'post_headers': {
             doorbell.TENANT_HEADER: names.tenant_a}})
-    # One worker, tenant_a first: once tenant_b is subscribed, tenant_a's
-    # start-up claim is over and only a ring can bring its message.
+    # Once the start-up sweep is over (it signs the old subscription
+    # again and looks at both queues), only a ring can bring a message.
     config, daemon = start(tmp_path, rabbit, zaqar, names, 100000,
                            workers=1, port=port)
     try:
+        started(daemon, 1)
         subscription(zaqar, names.tenant_b, names.conductor)
         sub = subscription(zaqar, names.tenant_a, names.conductor)
         assert sub.id == old.id

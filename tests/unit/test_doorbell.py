@@ -125,3 +125,70 @@ def test_doorbell_takes_proven_rings_only(bell):
     assert bell.seen.rings == [('t1', 'q')]
     assert bell.seen.refused == [('r1', 'invalid'), ('r1', 'invalid'),
                                  ('r1', 'missing'), ('r1', 'malformed')]
+
+
+class FakeSubscriptions:
+    """zaqarclient's subscription calls, recorded; a queue's
+    subscriptions as Zaqar would list them."""
+
+    def __init__(self, monkeypatch, listed):
+        self.listed = listed
+        self.calls = []
+        for name in ('subscription_list', 'subscription_create',
+                     'subscription_update'):
+            monkeypatch.setattr(doorbell.zcore, name,
+                                self._record(name))
+
+    def _record(self, name):
+        def call(trans, req, queue, *args, **kwargs):
+            self.calls.append(name)
+            if name == 'subscription_list':
+                return {'subscriptions': self.listed}
+            if name == 'subscription_create':
+                return {'subscription_id': 'new'}
+        return call
+
+    def _request_and_transport(self):
+        return None, None
+
+
+URL = 'http://127.0.0.1:9/'
+
+
+def listed(options, ttl=doorbell.SUBSCRIPTION_TTL, age=0):
+    return [{'id': 's1', 'subscriber': URL, 'options': options, 'ttl': ttl,
+             'age': age}]
+
+
+def test_subscription_with_the_right_options_is_kept(monkeypatch):
+    key = doorbell.key('s3cret')
+    fake = FakeSubscriptions(monkeypatch, listed(
+        doorbell.options(key, 't1', 'q')))
+    assert doorbell.subscribe(fake, 'q', URL, 't1', key) == 'kept'
+    assert fake.calls == ['subscription_list']
+
+
+@pytest.mark.parametrize('old', [
+    {'post_headers': {doorbell.TENANT_HEADER: 't1'}},          # no proof
+    doorbell.options(doorbell.key('other secret'), 't1', 'q')])
+def test_subscription_with_other_options_gets_them(monkeypatch, old):
+    key = doorbell.key('s3cret')
+    fake = FakeSubscriptions(monkeypatch, listed(old))
+    assert doorbell.subscribe(fake, 'q', URL, 't1', key) == 'updated'
+    assert fake.calls == ['subscription_list', 'subscription_update']
+
+
+def test_missing_subscription_is_created(monkeypatch):
+    key = doorbell.key('s3cret')
+    fake = FakeSubscriptions(monkeypatch, [])
+    assert doorbell.subscribe(fake, 'q', URL, 't1', key) == \
+        'listed and created'
+    assert fake.calls == ['subscription_list', 'subscription_create']
+
+
+def test_create_only_is_one_request(monkeypatch):
+    key = doorbell.key('s3cret')
+    fake = FakeSubscriptions(monkeypatch, [])
+    assert doorbell.subscribe(fake, 'q', URL, 't1', key,
+                              check=False) == 'created'
+    assert fake.calls == ['subscription_create']

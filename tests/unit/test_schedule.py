@@ -271,3 +271,23 @@ def test_rabbitmq_lost_mid_claim_gives_the_rest_back(tmp_path):
     # The two not published are released at once, not after claim_ttl.
     assert claim.released
     assert ('retried', 'r1', 2) in metrics.calls
+
+
+def test_a_look_without_claiming_tells_when_to_claim():
+    free, claimed, empty = queues(3)
+    s = schedule.Schedule([free, claimed, empty], poll_interval=1,
+                          doorbell=True)
+    s.next_sweep = schedule.NEVER
+    for q in (free, claimed, empty):
+        q.next_poll = schedule.NEVER
+    s.looked(free, 2, 0, 10.0, claim_ttl=60)
+    s.looked(claimed, 0, 1, 10.0, claim_ttl=60)
+    s.looked(empty, 0, 0, 10.0, claim_ttl=60)
+    assert s.due(10.0) == [free]
+    # Claimed by a worker that may be gone: nothing rings when its claim
+    # expires, so look then.
+    assert s.due(70.0 + schedule.RECHECK) == [free, claimed]
+    assert empty.next_poll == schedule.NEVER
+    # look_at never puts a queue off.
+    s.look_at(free, 500.0)
+    assert free.next_poll == 10.0
