@@ -340,7 +340,11 @@ kill_pidfile() {  # kill_pidfile FILE: stop its process (and children)
         sleep 0.1
     done
     if alive "$pid"; then kill -9 "$pid"; fi
-    for pid in $kids; do
+    for pid in $kids; do  # a worker may still be finishing: 5 s
+        for ((i = 0; i < 50; i++)); do
+            alive "$pid" || break
+            sleep 0.1
+        done
         if alive "$pid"; then kill -9 "$pid"; fi
     done
     rm -f "$1"
