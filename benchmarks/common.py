@@ -267,7 +267,7 @@ class Daemon:
 
     def __init__(self, workdir, zaqar_url, routes, run, extra='',
                  source=None, cpus=None):
-        """``routes``: [(name, body)]; AMQP names get the ``run`` id.
+        """``routes``: [(name, body)]; AMQP names are unique to the run.
 
         ``source``: run the ``bridge`` package found in this directory (a
         checkout, e.g. ``git archive HEAD | tar -x -C DIR``) instead of the
