@@ -266,15 +266,17 @@ class Daemon:
     """``amqp-zaqar-bridge`` started from a config file of its own."""
 
     def __init__(self, workdir, zaqar_url, routes, run, extra='',
-                 source=None):
-        """``routes``: [(name, body)]; AMQP names get the ``run`` id.
+                 source=None, cpus=None):
+        """``routes``: [(name, body)]; AMQP names are unique to the run.
 
         ``source``: run the ``bridge`` package found in this directory (a
         checkout, e.g. ``git archive HEAD | tar -x -C DIR``) instead of the
-        installed one.
+        installed one.  ``cpus``: run the daemon and its workers on these
+        CPUs only (``taskset -c``, e.g. ``'0'``: off zaqar-server's).
         """
         self.workdir = pathlib.Path(workdir)
         self.source = source
+        self.cpus = cpus
         self._log_offset = 0
         self._log_checked = 0.0
         self.config = self.workdir / 'bridge.conf'
@@ -288,7 +290,7 @@ class Daemon:
         bridgeutil.write_config(
             self.config, rabbit, types.SimpleNamespace(url=zaqar_url),
             routes, bridgeutil.dead_letter_section(dead) + textwrap.dedent(
-                extra), prefix='bench-%s' % run, secret=SECRET)
+                extra), prefix='bench', secret=SECRET)
         # [replies, dead letters, the to_zaqar routes' queues]: the scripts
         # add their own, and delete them all on stop().
         queues = bridgeutil.QUEUES.pop(str(self.config))
@@ -305,9 +307,10 @@ class Daemon:
             env = dict(os.environ, PYTHONPATH=os.pathsep.join(
                 [str(self.source)] + [p for p in os.environ.get(
                     'PYTHONPATH', '').split(os.pathsep) if p]))
-        self.proc = _start([bin_path('amqp-zaqar-bridge'), '--config-file',
-                            str(self.config), '--log-file',
-                            str(self.log_path)],
+        pin = ['taskset', '-c', str(self.cpus)] if self.cpus else []
+        self.proc = _start(pin + [bin_path('amqp-zaqar-bridge'),
+                                  '--config-file', str(self.config),
+                                  '--log-file', str(self.log_path)],
                            self.workdir / 'bridge.stderr', env)
         deadline = time.monotonic() + timeout
         while True:

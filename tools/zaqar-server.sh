@@ -35,11 +35,15 @@
 # SQLite, $run_dir/catalogue.sqlite: Zaqar 23's Redis management store
 # cannot register a pool (redis PoolsController._create takes the flavor
 # as a pool group, and the options as the flavor). M,N are not used then.
+# Beware (Zaqar 23): a PUT /v2/queues/Q of an existing queue without
+# {"_flavor": "pooled"} moves Q to a pool picked anew (its pool's flavor is
+# not none), leaving its messages behind. The bridge never PUTs a queue (a
+# post creates it).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
 usage() {
-    sed -n '6,8p' "$0" | sed 's/^# *//' >&2
+    sed -n '6,9p' "$0" | sed 's/^# *//' >&2
     exit 2
 }
 
@@ -340,7 +344,11 @@ kill_pidfile() {  # kill_pidfile FILE: stop its process (and children)
         sleep 0.1
     done
     if alive "$pid"; then kill -9 "$pid"; fi
-    for pid in $kids; do
+    for pid in $kids; do  # a worker may still be finishing: 5 s
+        for ((i = 0; i < 50; i++)); do
+            alive "$pid" || break
+            sleep 0.1
+        done
         if alive "$pid"; then kill -9 "$pid"; fi
     done
     rm -f "$1"

@@ -1,8 +1,13 @@
 """The test servers themselves: real RabbitMQ and zaqar-server, no mocks."""
 
+import os
+import pathlib
+
 import kombu
 import pytest
 import requests
+
+from tests.fixtures import servers
 
 pytestmark = pytest.mark.functional
 
@@ -66,3 +71,37 @@ def test_zaqar_stop_and_start(zaqar, unique_name):
     # Same port and Redis databases, not flushed: the message survived.
     queue.post([{'body': 'after the outage', 'ttl': 300}])
     assert claim_bodies(queue) == ['before the outage', 'after the outage']
+
+
+def test_zaqar_server_options(tmp_path, unique_name):
+    """tools/zaqar-server.sh as the benchmarks run it: gunicorn workers,
+    every process pinned to one CPU, no notification pipeline."""
+    cpu = sorted(os.sched_getaffinity(0))[-1]
+    pair, lock = servers._claim_redis_dbs()
+    server = servers.Zaqar.local(pair, gunicorn=2, pipeline=False,
+                                 cpus=str(cpu), run_dir=tmp_path / 'zaqar')
+    try:
+        server.start(flush=True)
+        pids = server.pids()
+        # gunicorn's master and 2 workers, and the websocket server.
+        assert len(pids) == 4
+        assert {frozenset(os.sched_getaffinity(p)) for p in pids} == {
+            frozenset([cpu])}
+        assert 'message_pipeline' not in (
+            tmp_path / 'zaqar' / 'zaqar.conf').read_text()
+        queue = server.client(unique_name('proj')).queue(unique_name('q'))
+        queue.post([{'body': 'through gunicorn', 'ttl': 300}])
+        assert claim_bodies(queue) == ['through gunicorn']
+    finally:
+        server.stop()
+        server.flush()
+        lock.close()
+    assert not [p for p in pids if running(p)]
+
+
+def running(pid):
+    """A process, not gone (a zombie not yet reaped has no command line)."""
+    try:
+        return bool(pathlib.Path('/proc/%d/cmdline' % pid).read_bytes())
+    except OSError:
+        return False

@@ -11,13 +11,16 @@ holds only its tenant's queues, after calls and casts both ways through
 the installed daemon.
 """
 
+from urllib import parse
 import uuid
 
+import oslo_messaging
 import pytest
 import requests
 
-from tests.functional import bridgeutil
 from tests.fixtures import redisdb
+from tests.functional import bridgeutil
+from tests.functional import guestutil
 
 pytestmark = pytest.mark.functional
 
@@ -113,3 +116,42 @@ def test_calls_and_casts_both_ways_across_two_pools(
         other = db_b if db == db_a else db_a
         assert queues <= queues_in(db, tenant)
         assert not queues & queues_in(other, tenant)
+
+
+def test_zaqar_guests_on_pooled_zaqar(tmp_path, rabbit, zaqar_pooled,
+                                      conductor, names):
+    """The zaqar:// guest driver as the guests: its queues go wherever
+    Zaqar puts them (a post creates each), and both ways work."""
+    zaqar = zaqar_pooled
+    netloc = parse.urlsplit(zaqar.url).netloc
+    d = bridgeutil.start_rpc_daemon(tmp_path, rabbit, zaqar, names)
+    try:
+        controller = guestutil.controller_client(rabbit, names)
+        for n, tenant in enumerate((names.tenant_a, names.tenant_b)):
+            url = 'zaqar://%s/?project_id=%s' % (netloc, tenant)
+            agent = guestutil.GuestAgent(tenant)
+            srv = guestutil.guest_server(url, 'guestagent.%s' % names.guest,
+                                         'host', agent, names.exchange)
+            try:
+                ctxt = {'project_id': tenant}
+                assert controller.call(ctxt, 'get_status', n=n) == {
+                    'guest': tenant, 'project': tenant, 'args': {'n': n}}
+                controller.cast(ctxt, 'prepare', memory=n)
+                bridgeutil.wait_until(lambda a=agent: a.casts,
+                                      what='the cast to %s' % tenant)
+                assert agent.casts == [{'memory': n}]
+                guest = oslo_messaging.get_rpc_client(
+                    srv[1], oslo_messaging.Target(topic=names.conductor),
+                    timeout=20)
+                guest.cast({}, 'heartbeat', n=n)
+                assert guest.call({}, 'heartbeat', n=n, call=True) == {
+                    'seen': {'n': n, 'call': True}}
+                bridgeutil.wait_until(
+                    lambda seen=2 * n + 2: len(conductor.calls) >= seen,
+                    what='the heartbeats of %s' % tenant)
+                assert [c[1]['project_id'] for c in conductor.calls[-2:]] \
+                    == [tenant, tenant]
+            finally:
+                guestutil.stop(*srv)
+    finally:
+        bridgeutil.stop_rpc_daemon(d, rabbit)
