@@ -963,3 +963,14 @@ def test_with_push_a_listener_reads_its_queues_rarely(driver, zaqar):
     assert poll(listener, timeout=0.05) is None   # not rung: not read
     listener._ring('topic', {'any': 'body'})
     assert poll(listener, timeout=0).unique_id == 'late'
+
+
+def test_a_failing_roll_call_is_tried_again_later_not_at_once():
+    clock, pushed = [100.0], [True]
+    zaqar, roll_call = roll_call_of(clock, pushed)
+
+    def down(*args, **kwargs):
+        raise ConnectionError('zaqar is down')
+    zaqar.post = down
+    assert roll_call.competitors() == 1   # as if alone
+    assert roll_call.next_duty() == 100.0 + presence.LISTENER_REFRESH
