@@ -215,6 +215,12 @@ class ZaqarListener(base.PollStyleListener):
     while push works, the poll backoff while it does not.  Between
     fetches the roll calls of its shared queues are tended (an entry
     posted, the roll call read) when they are due.
+
+    Push is trusted once Zaqar pushed something posted over HTTP (the
+    listener's own roll-call entry does, at once): a subscribed socket
+    alone does not prove the HTTP zaqar-server notifies (its
+    message_pipeline).  A safety-net poll that finds a message nothing
+    rang for withdraws the trust until the next push.
     """
 
     def __init__(self, driver, sources, kind, message_cls,
@@ -233,6 +239,8 @@ class ZaqarListener(base.PollStyleListener):
         self._push_interval = driver.opts.push_poll_interval
         self._next_fetch = 0.0   # the first poll reads the queues
         self._fetch_now = False  # a push rang for a message
+        self._safety_net = False  # the next fetch is push's safety net
+        self._trusted = False     # Zaqar pushed what was posted
         self.roll_calls = {s.roll_call.name: s.roll_call for s in sources
                            if isinstance(s, SharedQueue)
                            and s.roll_call.enabled}
@@ -246,10 +254,14 @@ class ZaqarListener(base.PollStyleListener):
 
     def pushing(self):
         """True while Zaqar pushes this listener's messages."""
-        return (self._doorbell is not None
+        return (self._trusted and self._doorbell is not None
                 and self._doorbell.subscribed.is_set())
 
     def _ring(self, queue, body):
+        if queue is not None and not self._trusted:
+            self._trusted = True
+            LOG.debug('Zaqar pushes the messages of %s',
+                      [s.name for s in self.sources])
         roll_call = self.roll_calls.get(queue)
         if roll_call is not None:
             roll_call.heard(body)
@@ -272,16 +284,21 @@ class ZaqarListener(base.PollStyleListener):
             if self._stopped.is_set():
                 return None
             if self._fetch_now or self._clock() >= self._next_fetch:
-                self._fetch_now = False
+                safety_net = self._safety_net and not self._fetch_now
+                self._fetch_now = self._safety_net = False
                 if self._fetch():
+                    if safety_net and self.pushing():
+                        self._distrust()
                     self._backoff.reset()
                     self._next_fetch = 0.0
                     continue
+                self._safety_net = self.pushing()
                 self._next_fetch = self._clock() + self._pause()
                 for source in self.sources:
-                    if source.retry_at is not None:
-                        self._next_fetch = min(self._next_fetch,
-                                               source.retry_at)
+                    if (source.retry_at is not None
+                            and source.retry_at < self._next_fetch):
+                        self._next_fetch = source.retry_at
+                        self._safety_net = False
             else:
                 self._tend()
             wake_at = self._next_fetch
@@ -293,6 +310,14 @@ class ZaqarListener(base.PollStyleListener):
                 wake_at = min(wake_at, deadline)
             self._wake.wait(max(0.0, wake_at - self._clock()))
             self._wake.clear()
+
+    def _distrust(self):
+        self._trusted = False
+        LOG.warning('Zaqar did not push messages a poll found in %s (does '
+                    'the HTTP zaqar-server run message_pipeline = '
+                    'zaqar.notification.notifier?); polling as without '
+                    'push until a push arrives',
+                    [s.name for s in self.sources])
 
     def _tend(self):
         """Post to, or read, the roll calls when due (between fetches)."""

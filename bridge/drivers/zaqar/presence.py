@@ -182,6 +182,7 @@ class RollCall:
         self._posted = []
         self._lock = threading.Lock()
         self._failing = False
+        self._retry_at = 0.0  # after a failure, not before then
 
     def _every(self):
         return ANNOUNCE_EVERY_PUSHED if self.pushed() else ANNOUNCE_EVERY
@@ -191,19 +192,21 @@ class RollCall:
         if not self.enabled:
             return float('inf')
         with self._lock:
-            if (self._announced_at is None or self._read_at is None
-                    or self._stale):
-                return self._clock()
-            every = self._every()
-            if every < self._announce_every:  # push stopped: renew sooner
-                return self._clock()
-            duty = min(self._announced_at + every,
-                       self._read_at + (LISTENER_REFRESH_PUSHED
-                                        if self.pushed()
-                                        else LISTENER_REFRESH))
-            if self.pushed() and self._due:
-                duty = min(duty, min(self._due.values()))
-            return duty
+            return max(self._next_duty(), self._retry_at)
+
+    def _next_duty(self):
+        if (self._announced_at is None or self._read_at is None
+                or self._stale):
+            return self._clock()
+        every = self._every()
+        if every < self._announce_every:  # push stopped: renew sooner
+            return self._clock()
+        duty = min(self._announced_at + every,
+                   self._read_at + (LISTENER_REFRESH_PUSHED
+                                    if self.pushed() else LISTENER_REFRESH))
+        if self.pushed() and self._due:
+            duty = min(duty, min(self._due.values()))
+        return duty
 
     def heard(self, body):
         """A pushed roll-call entry: read the roll call if it is news."""
@@ -241,7 +244,10 @@ class RollCall:
                     self._count = self._review(read(self.zaqar, self.queue),
                                                now)
                 self._failing = False
+                self._retry_at = 0.0
             except Exception as exc:
+                # Zaqar is not there: try again in a while, not at once.
+                self._retry_at = now + LISTENER_REFRESH
                 if not self._failing:
                     self._failing = True
                     LOG.warning('Could not answer the roll call of Zaqar '

@@ -100,6 +100,10 @@ class ReplyWaiter:
             max(PUSHED_MAX_GAP, opts.poll_interval_max))
         self._next_look = None  # monotonic time; None: no call waits
         self._rung = False  # a push arrived: look now
+        # Zaqar pushed a reply (a subscribed socket alone does not prove
+        # the HTTP zaqar-server notifies); withdrawn when a look finds a
+        # reply nothing rang for.
+        self._trusted = False
         self._doorbell = None
         self._thread = threading.Thread(target=self._run, daemon=True,
                                         name='zaqar-reply-waiter')
@@ -109,7 +113,8 @@ class ReplyWaiter:
 
     def _pushing(self):
         doorbell = self._doorbell
-        return doorbell is not None and doorbell.subscribed.is_set()
+        return (self._trusted and doorbell is not None
+                and doorbell.subscribed.is_set())
 
     def _schedule(self):
         return self._pushed if self._pushing() else self._polled
@@ -117,6 +122,8 @@ class ReplyWaiter:
     def _ring(self, queue, body):
         with self._cond:
             self._rung = True
+            if queue is not None:
+                self._trusted = True
             self._cond.notify()
 
     def listen(self, msg_id):
@@ -156,7 +163,7 @@ class ReplyWaiter:
                     else:
                         self._rung = False  # nobody waits for it
                         self._cond.wait()
-                self._rung = False
+                rung, self._rung = self._rung, False
             try:
                 found = self._fetch()
             except Exception as exc:
@@ -164,6 +171,10 @@ class ReplyWaiter:
                             backoff.error_text(exc))
                 found = 0
             with self._cond:
+                if found and not rung and self._pushing():
+                    self._trusted = False   # not pushed: poll again
+                    LOG.debug('Zaqar did not push a reply found in %s',
+                              self.queue)
                 if found:  # more replies may be due soon (other callers)
                     self._polled.reset()
                     self._pushed.reset()
