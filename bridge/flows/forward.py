@@ -12,6 +12,7 @@ alive) and RabbitMQ stops delivering at ``prefetch`` unacknowledged
 messages, so memory stays bounded and the backlog stays in RabbitMQ.
 """
 
+import logging
 import time
 
 from kombu import mixins
@@ -30,6 +31,10 @@ from bridge.translate import to_zaqar
 from bridge.zaqar import client as zaqar_client
 
 LOG = log.getLogger(__name__)
+
+# While messages flow, the metrics of received and held messages are
+# written at most this often (seconds); at once when nothing is held.
+REPORT_INTERVAL = 0.5
 
 
 class Forwarder(mixins.ConsumerMixin):
@@ -57,6 +62,9 @@ class Forwarder(mixins.ConsumerMixin):
         self.publisher = None
         self.active = None
         self.connected = False
+        self.received = 0         # not yet counted in the metrics
+        self.report_at = 0.0
+        self.held_reported = None
 
     def run(self, **kwargs):
         kwargs.setdefault('safety_interval',
@@ -97,16 +105,32 @@ class Forwarder(mixins.ConsumerMixin):
         # Stopping: one last attempt for what was received; the rest is
         # requeued by RabbitMQ when the connection closes.
         self.flush(force=True, last=True)
+        self.report()
         self.connected = False
         self.metrics.connection(self.route.name, 'rabbitmq', False)
 
     def on_iteration(self):
         # A burst is batched; a lone message (an RPC call...) goes at once.
-        self.flush(force=bool(self.batches.pending)
-                   and not self._more_waiting())
+        if self.batches.pending or self.dead:
+            self.flush(force=bool(self.batches.pending)
+                       and not self._more_waiting())
         self.check_zaqar()
-        self.metrics.in_flight(self.route.name,
-                               self.batches.pending + len(self.dead))
+        self.report()
+
+    def report(self):
+        """Received and held messages to the metrics: at once when nothing
+        is held, else every REPORT_INTERVAL (a burst is many iterations)."""
+        held = self.batches.pending + len(self.dead)
+        now = time.monotonic()
+        if held and now < self.report_at or \
+                not self.received and held == self.held_reported:
+            return
+        if self.received:
+            self.metrics.received(self.route.name, self.received)
+            self.received = 0
+        self.metrics.in_flight(self.route.name, held)
+        self.held_reported = held
+        self.report_at = now + REPORT_INTERVAL
 
     def _more_waiting(self):
         """Is another delivery already waiting on the connection?"""
@@ -134,7 +158,7 @@ class Forwarder(mixins.ConsumerMixin):
         return exchange, routing_key
 
     def on_message(self, message):
-        self.metrics.received(self.route.name)
+        self.received += 1
         self.acks.received(message)
         props = message.properties or {}
         exchange, routing_key = self.origin(message)
@@ -179,7 +203,8 @@ class Forwarder(mixins.ConsumerMixin):
         project, queue = todo.key
         client = self.clients.for_project(project)
         try:
-            client.queue(queue).post([out.message for _, out in todo.items])
+            client.post_json(queue, to_zaqar.post_data(
+                out for _, out in todo.items))
         except zaqar_client.PERMANENT_ERRORS as exc:
             return self._refused(todo, exc)
         except zaqar_client.TRANSIENT_ERRORS as exc:
@@ -187,11 +212,14 @@ class Forwarder(mixins.ConsumerMixin):
             return False
         self._zaqar_ok()
         self.acks.ack([message for message, _ in todo.items])
-        for _, out in todo.items:
-            self.metrics.forwarded(self.route.name,
-                                   time.monotonic() - out.received_at)
-            LOG.debug('Route %s: forwarded message %s to tenant %s queue %s',
-                      self.route.name, out.msg_id, out.tenant, queue)
+        now = time.monotonic()
+        self.metrics.forwarded(self.route.name, *[
+            now - out.received_at for _, out in todo.items])
+        if LOG.isEnabledFor(logging.DEBUG):
+            for _, out in todo.items:
+                LOG.debug('Route %s: forwarded message %s to tenant %s '
+                          'queue %s', self.route.name, out.msg_id,
+                          out.tenant, queue)
         return True
 
     def _refused(self, todo, exc):
