@@ -149,6 +149,8 @@ class Client(zclient.Client):
                 retries=False, redirect=False, preload_content=True,
                 timeout=(self._timeout if self._timeout is not None
                          else pool.timeout))
+        except urllib3_exc.NewConnectionError as exc:   # a TimeoutError
+            raise requests.exceptions.ConnectionError(exc)
         except urllib3_exc.TimeoutError as exc:
             raise requests.exceptions.Timeout(exc)
         except urllib3_exc.HTTPError as exc:

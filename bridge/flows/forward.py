@@ -46,7 +46,7 @@ class Forwarder(mixins.ConsumerMixin):
         self.route = route
         self.clients = clients
         self.metrics = metrics or bridge_metrics.NULL
-        self.connection = amqp_connection.connection(conf)
+        self.connection = amqp_connection.connection(conf, buffered=True)
         self.batches = batch.Batches(
             route.batch_size,
             conf.zaqar.max_messages_post_size - to_zaqar.POST_OVERHEAD,
