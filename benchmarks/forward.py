@@ -20,6 +20,14 @@ to zaqar-server).  Median of ``--rounds`` rounds (raw and bridge take turns
 going first).  Latency: a separate phase, one message in flight at a time
 (every ``--latency-interval`` seconds), from just before the post
 (raw) or publish (bridge) until it is claimable.
+
+zaqar-server gets a CPU of its own in both rows (``--zaqar-cpus``, default
+the last one): its processes are pinned there, and this process, the raw
+posters and the bridge daemon (its children) to the others.  RabbitMQ and
+Redis are shared servers and are left alone.  CPU per message of each row
+is read from /proc over the measured window; the goals: bridge msg/s >=
+0.9 x raw, and the bridge daemon's CPU per message <= 0.3 x
+zaqar-server's (both of the bridge row).
 """
 
 import argparse
@@ -37,6 +45,8 @@ from benchmarks import common
 from tests.fixtures import servers
 
 GOAL = 0.9
+# The bridge's CPU per forwarded message / zaqar-server's per stored one.
+CPU_GOAL = 0.3
 ROUTE = 'bench'
 
 
@@ -75,6 +85,11 @@ def parse_args(argv=None):
                    help='seconds between latency messages (default 0.05)')
     p.add_argument('--timeout', type=float, default=120,
                    help='seconds a phase may take before the run fails')
+    p.add_argument('--zaqar-cpus', default=None, metavar='LIST',
+                   help='CPUs zaqar-server is pinned to, e.g. "1" or "2,3" '
+                        '(default: the last CPU); this process, the raw '
+                        'posters and the bridge get the others; "none": '
+                        'no pinning')
     p.add_argument('--profile', action='store_true',
                    help='record the first bridge worker with py-spy during '
                         'the first bridge round (py-spy on PATH or '
@@ -88,6 +103,45 @@ def parse_args(argv=None):
            args.rounds) < 1:
         p.error('counts must be at least 1')
     return args
+
+
+# -- CPUs
+
+def cpu_sets(spec):
+    """(zaqar-server's CPUs, everything else's) from --zaqar-cpus, or
+    (None, None) for no pinning."""
+    have = sorted(os.sched_getaffinity(0))
+    if spec == 'none' or len(have) < 2:
+        return None, None
+    zaqar = ({int(c) for c in spec.split(',')} if spec else {have[-1]})
+    if not zaqar <= set(have) or zaqar == set(have):
+        raise common.BenchError('--zaqar-cpus %s: pick some, not all, of '
+                                'the CPUs %s' % (spec, have))
+    return zaqar, set(have) - zaqar
+
+
+def pin(pids, cpus):
+    """Pin every thread of ``pids`` to ``cpus`` (taskset -acp)."""
+    for pid in pids:
+        try:
+            tids = [int(t) for t in os.listdir('/proc/%d/task' % pid)]
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                os.sched_setaffinity(tid, cpus)
+            except OSError:
+                pass
+
+
+def pin_zaqar(zaqar, cpus):
+    """zaqar-server's processes (gunicorn's master and workers) to
+    ``cpus``.  (Until benchmarks/common.py's Zaqar pins them itself.)"""
+    pin([zaqar.proc.pid] + common.children(zaqar.proc.pid), cpus)
+
+
+def cpu_list(cpus):
+    return ','.join(str(c) for c in sorted(cpus))
 
 
 # -- the workload
@@ -308,7 +362,7 @@ class Bench:
         # service it runs.
         meter = self.meter(bridge=[self.daemon.proc.pid] +
                            common.children(self.daemon.proc.pid),
-                           clients=[os.getpid()])
+                           bridge_workers=workers, clients=[os.getpid()])
         t0 = time.monotonic()
         for key, body in bodies:
             self.publish(body, key)
@@ -440,7 +494,8 @@ def _frame_name(frame):
 
 # -- the report
 
-def report(args, zaqar, raw, bridge, lat_raw, lat_bridge, profile):
+def report(args, zaqar, raw, bridge, lat_raw, lat_bridge, profile,
+           cpus=(None, None)):
     def med(rounds, key):
         return common.median([r[key] for r in rounds])
     raw_rate, bridge_rate = med(raw, 'msg_per_s'), med(bridge, 'msg_per_s')
@@ -450,20 +505,32 @@ def report(args, zaqar, raw, bridge, lat_raw, lat_bridge, profile):
         keys = sorted({k for r in rounds for k in r['cpu_us_per_msg']})
         return {k: common.median([r['cpu_us_per_msg'].get(k, 0.0)
                                   for r in rounds]) for k in keys}
+    raw_cpu, bridge_cpu = cpu(raw), cpu(bridge)
+    # The goal: the daemon's CPU (all its processes) per forwarded message
+    # against zaqar-server's per stored message, both in the bridge row.
+    cpu_ratio = (bridge_cpu.get('bridge', 0.0)
+                 / (bridge_cpu.get('zaqar') or float('nan')))
+    zaqar_cpus, other_cpus = cpus
+    pinning = ({'zaqar_server': sorted(zaqar_cpus),
+                'benchmark_and_bridge': sorted(other_cpus)}
+               if zaqar_cpus else None)
     data = {
         'benchmark': 'forward',
         'zaqar_server': zaqar.describe(),
+        'cpu_pinning': pinning,
         'settings': {k: v for k, v in vars(args).items()
                      if k not in ('json', 'keep', 'profile')},
         'bridge_source': common.bridge_source(args.bridge_src),
         'raw': {'rounds': raw, 'msg_per_s': raw_rate,
                 'seconds': med(raw, 'seconds'), 'latency': lat_raw,
-                'cpu_us_per_msg': cpu(raw)},
+                'cpu_us_per_msg': raw_cpu},
         'bridge': {'rounds': bridge, 'msg_per_s': bridge_rate,
                    'seconds': med(bridge, 'seconds'), 'latency': lat_bridge,
                    'publish_seconds': med(bridge, 'publish_seconds'),
-                   'cpu_us_per_msg': cpu(bridge)},
+                   'cpu_us_per_msg': bridge_cpu},
         'ratio': ratio, 'goal': GOAL, 'goal_met': ratio >= GOAL,
+        'cpu_ratio': cpu_ratio, 'cpu_goal': CPU_GOAL,
+        'cpu_goal_met': cpu_ratio <= CPU_GOAL,
         'machine': common.machine(),
     }
     if profile:
@@ -472,11 +539,14 @@ def report(args, zaqar, raw, bridge, lat_raw, lat_bridge, profile):
         common.dump_json(data)
         return data
 
-    def row(name, rounds, lat):
+    def row(name, rounds, lat, used):
         lat = lat or {}
         return [name, args.messages, (med(rounds, 'seconds'), 2),
                 (med(rounds, 'msg_per_s'), 0), lat.get('p50_ms'),
-                lat.get('p99_ms')]
+                lat.get('p99_ms'), (used.get('zaqar'), 0),
+                (used['bridge'], 0) if 'bridge' in used else None,
+                (used['bridge_workers'], 0) if 'bridge_workers' in used
+                else None]
     print('Forward throughput: %d x %d-byte casts, %d worker(s), batch_size '
           '%d, %d queue(s), median of %d round(s)'
           % (args.messages, args.body_size, args.workers, args.batch_size,
@@ -484,18 +554,36 @@ def report(args, zaqar, raw, bridge, lat_raw, lat_bridge, profile):
     print('Zaqar: %s; %d CPUs, load %s'
           % (zaqar.describe(), os.cpu_count(),
              data['machine']['load_1min_at_end']))
+    if zaqar_cpus:
+        print('CPUs: zaqar-server pinned to %s; this process, the raw '
+              'posters and the bridge to %s; RabbitMQ and Redis unpinned '
+              '(shared servers)' % (cpu_list(zaqar_cpus),
+                                    cpu_list(other_cpus)))
+    else:
+        print('CPUs: nothing pinned')
     print('Bridge: %s' % data['bridge_source'])
     print()
     print(common.table(
-        ['', 'msgs', 'seconds', 'msg/s', 'p50 ms', 'p99 ms'],
-        [row('raw zaqarclient ingest', raw, lat_raw),
-         row('bridge forward', bridge, lat_bridge)]))
+        ['', 'msgs', 'seconds', 'msg/s', 'p50 ms', 'p99 ms',
+         'zaqar CPU us/msg', 'bridge CPU us/msg', 'of it workers'],
+        [row('raw zaqarclient ingest', raw, lat_raw, raw_cpu),
+         row('bridge forward', bridge, lat_bridge, bridge_cpu)]))
     print()
-    print('ratio bridge/raw (msg/s): %.2f   goal >= %.1f: %s'
-          % (ratio, GOAL, 'met' if ratio >= GOAL else 'NOT met'))
+    print(common.table(
+        ['goal', 'ratio', 'goal', 'met?'],
+        [['msg/s, bridge / raw', (ratio, 2), '>= %.1f' % GOAL,
+          'met' if ratio >= GOAL else 'NOT met'],
+         ['CPU per message, bridge / zaqar-server', (cpu_ratio, 2),
+          '<= %.1f' % CPU_GOAL,
+          'met' if cpu_ratio <= CPU_GOAL else 'NOT met']]))
+    print()
     print('latency: one message in flight, send -> claimable, %d samples '
           'per row; bridge batch_timeout %.3fs'
           % (args.latency_messages, args.batch_timeout))
+    print('CPU: /proc utime+stime over each round\'s window (first send -> '
+          'last claimable), per message, median of the rounds; bridge = '
+          'the daemon\'s processes (master, workers, metrics), zaqar = '
+          'gunicorn\'s master and workers')
     for name in ('raw', 'bridge'):
         print('CPU us/msg (%s, median): %s' % (name, ', '.join(
             '%s %.0f' % kv for kv in sorted(data[name]['cpu_us_per_msg']
@@ -505,6 +593,11 @@ def report(args, zaqar, raw, bridge, lat_raw, lat_bridge, profile):
 
 def main(argv=None):
     args = parse_args(argv)
+    zaqar_cpus, other_cpus = cpu_sets(args.zaqar_cpus)
+    if other_cpus:
+        # Inherited by everything started from here: the raw posters, the
+        # bridge daemon and its workers, zaqar-server (moved below).
+        pin([os.getpid()], other_cpus)
     run = common.run_id()
     raw, bridge, lat_raw, lat_bridge = [], [], None, None
     with common.workspace('bench-forward-', args.keep) as workdir, \
@@ -515,6 +608,10 @@ def main(argv=None):
             common.log('starting %s (redis dbs %d,%d)'
                        % (zaqar.describe(), *dbids))
             zaqar.start()
+            if zaqar_cpus:
+                pin_zaqar(zaqar, zaqar_cpus)
+                common.log('zaqar-server pinned to CPU %s, the rest to %s'
+                           % (cpu_list(zaqar_cpus), cpu_list(other_cpus)))
             common.log('starting the bridge (%d worker(s))' % args.workers)
             bench.start_bridge()
             bench.warm_up()
@@ -561,7 +658,7 @@ def main(argv=None):
             for name, pct in bench.stack_stats['inclusive_pct']:
                 common.log('  %5.1f%%  %s' % (pct, name))
         report(args, zaqar, raw, bridge, lat_raw, lat_bridge,
-               bench.stack_stats)
+               bench.stack_stats, (zaqar_cpus, other_cpus))
     return 0
 
 

@@ -57,8 +57,11 @@ def allowed_only(message, allowed):
 
     What a guest gets of a control-plane message.
     """
+    prefix = envelope.CONTEXT_PREFIX
+    skip = len(prefix)
     return {field: value for field, value in message.items()
-            if key_of(field) is None or key_of(field) in allowed}
+            if not (isinstance(field, str) and field.startswith(prefix))
+            or field[skip:] in allowed}
 
 
 def for_control_plane(message, project, allowed):

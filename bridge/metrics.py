@@ -199,6 +199,16 @@ class Metrics:
             'bridge_workers_configured',
             'Worker processes the route should have.', ['route'],
             multiprocess_mode='livemax', registry=None)
+        self._children = {}
+
+    def _child(self, metric, *labels):
+        """``metric.labels(*labels)``, looked up once (a message costs a
+        few of these: prometheus_client checks the labels every time)."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     # -- the master
 
@@ -218,22 +228,26 @@ class Metrics:
                        self._dead_lettered):
             metric.labels(route)  # shown as 0 before the first message
 
-    def received(self, route):
-        self._received.labels(route).inc()
+    def received(self, route, n=1):
+        self._child(self._received, route).inc(n)
 
-    def forwarded(self, route, latency_seconds):
-        self._forwarded.labels(route).inc()
-        self._latency.labels(route).observe(max(0.0, latency_seconds))
+    def forwarded(self, route, *latency_seconds):
+        """Messages were delivered, each ``latency_seconds`` after it was
+        received."""
+        self._child(self._forwarded, route).inc(len(latency_seconds))
+        latency = self._child(self._latency, route)
+        for seconds in latency_seconds:
+            latency.observe(max(0.0, seconds))
 
     def retried(self, route, n=1):
-        self._retried.labels(route).inc(n)
+        self._child(self._retried, route).inc(n)
 
     def dead_lettered(self, route):
-        self._dead_lettered.labels(route).inc()
+        self._child(self._dead_lettered, route).inc()
 
     def in_flight(self, route, n):
         """This process now holds ``n`` messages of the route."""
-        self._in_flight.labels(route).set(n)
+        self._child(self._in_flight, route).set(n)
 
     def connection(self, route, side, up):
         """This process is (or is not) connected to ``side``."""

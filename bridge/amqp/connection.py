@@ -14,6 +14,8 @@ import kombu
 from oslo_config import cfg
 import oslo_messaging
 
+from bridge.amqp import transport
+
 GROUP = 'amqp'
 
 # [DEFAULT]
@@ -83,9 +85,20 @@ def kombu_url(transport_url):
     return ';'.join(parts)
 
 
-def connection(conf, transport_url=None):
-    """A kombu Connection (not yet connected) for the control plane."""
+def connection(conf, transport_url=None, buffered=False):
+    """A kombu Connection (not yet connected) for the control plane.
+
+    ``buffered``: read frames from a buffer (bridge/amqp/transport.py), for
+    a consumer that takes many messages in a row.
+    """
     url = kombu_url(transport_url or conf.transport_url)
+    if buffered:
+        return transport.KombuConnection(
+            url, transport=transport.Transport,
+            heartbeat=conf[GROUP].heartbeat,
+            connect_timeout=conf[GROUP].connect_timeout,
+            failover_strategy='round-robin',
+            transport_options={'confirm_publish': True})
     return kombu.Connection(
         url,
         heartbeat=conf[GROUP].heartbeat,

@@ -10,6 +10,7 @@ import select
 
 from kombu import mixins
 
+from bridge.amqp import transport as amqp_transport
 from bridge import backoff
 
 
@@ -40,15 +41,19 @@ def log_lost_connections(route_name):
 def more_waiting(conn):
     """Is another delivery already waiting on kombu connection ``conn``?
 
-    With py-amqp, frames read ahead of the one being handled sit in the
-    transport's ``_read_buffer``: a private attribute (py-amqp 5.x), read
-    here only, with no public equivalent; when it is missing (another
-    py-amqp, another transport) the socket alone is asked.  Any failure
-    answers True: the caller then batches by time only.
+    Frames received ahead of the one being handled sit in the buffer of
+    bridge/amqp/transport.py's transport; with py-amqp's own, in its
+    ``_read_buffer`` (a private attribute of py-amqp 5.x, read here only,
+    with no public equivalent); when neither says, the socket alone is
+    asked.  Any failure answers True: the caller then batches by time
+    only.
     """
     try:
+        buffered = amqp_transport.pending_bytes(conn)
+        if buffered:
+            return True
         transport = conn.connection.transport
-        if getattr(transport, '_read_buffer', None):   # py-amqp read ahead
+        if buffered is None and getattr(transport, '_read_buffer', None):
             return True
         readable, _, _ = select.select([transport.sock], [], [], 0)
         return bool(readable)

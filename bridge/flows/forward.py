@@ -12,6 +12,7 @@ alive) and RabbitMQ stops delivering at ``prefetch`` unacknowledged
 messages, so memory stays bounded and the backlog stays in RabbitMQ.
 """
 
+import logging
 import time
 
 from kombu import mixins
@@ -32,6 +33,10 @@ from bridge.zaqar import client as zaqar_client
 
 LOG = log.getLogger(__name__)
 
+# While messages flow, the metrics of received and held messages are
+# written at most this often (seconds); at once when nothing is held.
+REPORT_INTERVAL = 0.5
+
 
 class Forwarder(mixins.ConsumerMixin):
     def __init__(self, conf, route, clients, metrics=None,
@@ -42,7 +47,7 @@ class Forwarder(mixins.ConsumerMixin):
         self.route = route
         self.clients = clients
         self.metrics = metrics or bridge_metrics.NULL
-        self.connection = amqp_connection.connection(conf)
+        self.connection = amqp_connection.connection(conf, buffered=True)
         self.batches = batch.Batches(
             route.batch_size,
             conf.zaqar.max_messages_post_size - to_zaqar.POST_OVERHEAD,
@@ -59,6 +64,9 @@ class Forwarder(mixins.ConsumerMixin):
         self.publisher = None
         self.active = None
         self.connected = False
+        self.received = 0         # not yet counted in the metrics
+        self.report_at = 0.0
+        self.held_reported = None
 
     def run(self, **kwargs):
         kwargs.setdefault('safety_interval',
@@ -100,16 +108,38 @@ class Forwarder(mixins.ConsumerMixin):
         # requeued by RabbitMQ when the connection closes.
         self.flush(force=True, last=True)
         self.hints.close()
+        self.report()
         self.connected = False
         self.metrics.connection(self.route.name, 'rabbitmq', False)
 
     def on_iteration(self):
         # A burst is batched; a lone message (an RPC call...) goes at once.
-        self.flush(force=bool(self.batches.pending)
-                   and not self._more_waiting())
+        if self.batches.pending or self.dead:
+            self.flush(force=bool(self.batches.pending)
+                       and not self._more_waiting())
         self.check_zaqar()
-        self.metrics.in_flight(self.route.name,
-                               self.batches.pending + len(self.dead))
+        self.report()
+
+    def report(self):
+        """Received and held messages to the metrics.
+
+        Whether any message is held is always told at once (the fault
+        suite reads the gauge to kill a worker that holds some); while
+        messages flow, the figures are written every REPORT_INTERVAL, not
+        for each of the many iterations of a burst.
+        """
+        held = self.batches.pending + len(self.dead)
+        if held:
+            if self.held_reported and time.monotonic() < self.report_at:
+                return
+        elif not self.received and self.held_reported == 0:
+            return
+        if self.received:
+            self.metrics.received(self.route.name, self.received)
+            self.received = 0
+        self.metrics.in_flight(self.route.name, held)
+        self.held_reported = held
+        self.report_at = time.monotonic() + REPORT_INTERVAL
 
     def _more_waiting(self):
         """Is another delivery already waiting on the connection?"""
@@ -137,7 +167,7 @@ class Forwarder(mixins.ConsumerMixin):
         return exchange, routing_key
 
     def on_message(self, message):
-        self.metrics.received(self.route.name)
+        self.received += 1
         self.acks.received(message)
         props = message.properties or {}
         exchange, routing_key = self.origin(message)
@@ -182,7 +212,8 @@ class Forwarder(mixins.ConsumerMixin):
         project, queue = todo.key
         client = self.clients.for_project(project)
         try:
-            client.queue(queue).post([out.message for _, out in todo.items])
+            client.post_json(queue, to_zaqar.post_data(
+                out for _, out in todo.items))
         except zaqar_client.PERMANENT_ERRORS as exc:
             return self._refused(todo, exc)
         except zaqar_client.TRANSIENT_ERRORS as exc:
@@ -190,13 +221,17 @@ class Forwarder(mixins.ConsumerMixin):
             return False
         self._zaqar_ok()
         self.acks.ack([message for message, _ in todo.items])
+        now = time.monotonic()
         for _, out in todo.items:
             if out.answer_queue:
                 self.hints.answer_due(out.tenant, out.answer_queue)
-            self.metrics.forwarded(self.route.name,
-                                   time.monotonic() - out.received_at)
-            LOG.debug('Route %s: forwarded message %s to tenant %s queue %s',
-                      self.route.name, out.msg_id, out.tenant, queue)
+        self.metrics.forwarded(self.route.name, *[
+            now - out.received_at for _, out in todo.items])
+        if LOG.isEnabledFor(logging.DEBUG):
+            for _, out in todo.items:
+                LOG.debug('Route %s: forwarded message %s to tenant %s '
+                          'queue %s', self.route.name, out.msg_id,
+                          out.tenant, queue)
         return True
 
     def _refused(self, todo, exc):

@@ -21,10 +21,15 @@ REPLY_TTL = 60
 
 
 class Outgoing:
-    """One message ready to be posted to Zaqar."""
+    """One message ready to be posted to Zaqar.
 
-    __slots__ = ('project', 'tenant', 'queue', 'message', 'size', 'msg_id',
-                 'received_at', 'answer_queue')
+    ``message`` is the Zaqar message (``{"body": ..., "ttl": ...}``) and
+    ``data`` its JSON text, serialised once: it gives the size and is what
+    :func:`post_data` sends.
+    """
+
+    __slots__ = ('project', 'tenant', 'queue', 'message', 'data', 'size',
+                 'msg_id', 'received_at', 'answer_queue')
 
     def __init__(self, project, tenant, queue, message, msg_id,
                  answer_queue=None):
@@ -33,10 +38,22 @@ class Outgoing:
         self.queue = queue
         self.message = message
         self.msg_id = msg_id
-        self.size = len(json.dumps(message)) + 2
+        # ASCII (json.dumps escapes the rest): characters are bytes.
+        self.data = json.dumps(message)
+        self.size = len(self.data) + len(SEPARATOR)
         self.received_at = None
         # A call's: the tenant's queue its answer will come to.
         self.answer_queue = answer_queue
+
+
+# Between two messages of a POST, counted in each message's size.
+SEPARATOR = ', '
+
+
+def post_data(outgoing):
+    """The body of one POST of ``outgoing`` (Outgoing messages): the JSON
+    text of ``{"messages": [...]}``, from their serialised ``data``."""
+    return '{"messages": [%s]}' % SEPARATOR.join(o.data for o in outgoing)
 
 
 def _fields(route, exchange, routing_key, tenant):

@@ -1,11 +1,18 @@
-"""The AMQP adapter's look at py-amqp, and stopping the reverse flow while
-kombu waits to reconnect."""
+"""The AMQP adapter's look at py-amqp, its buffered frame reading, and
+stopping the reverse flow while kombu waits to reconnect."""
 
 import socket
+import struct
 import threading
 import types
 
+from amqp import exceptions as amqp_exc
+import kombu
+import pytest
+
+from bridge.amqp import connection as amqp_connection
 from bridge.amqp import consumer
+from bridge.amqp import transport
 from tests.unit import confutil
 
 
@@ -53,3 +60,90 @@ def test_reverse_stops_while_rabbitmq_is_unreachable(tmp_path):
     r.stop()
     runner.join(10)
     assert not runner.is_alive()
+
+
+# -- bridge/amqp/transport.py: frames cut out of a buffer
+
+def frame(payload, channel=1, frame_type=1, end=transport.FRAME_END):
+    return struct.pack('>BHI', frame_type, channel, len(payload)) + \
+        payload + bytes([end])
+
+
+@pytest.fixture
+def buffered():
+    ours, theirs = socket.socketpair()
+    t = transport.BufferedTCPTransport('127.0.0.1:5672', connect_timeout=1)
+    t.sock = ours
+    t._setup_transport()
+    t.connected = True
+    yield t, theirs
+    ours.close()
+    theirs.close()
+
+
+def test_buffered_frames_one_recv_for_many(buffered):
+    t, peer = buffered
+    frames = [frame(b'deliver %d' % n, channel=n) for n in range(50)]
+    peer.sendall(b''.join(frames))
+    assert t.read_frame() == (1, 0, b'deliver 0')
+    # The rest came with the first recv: read without the socket.
+    t._quick_recv = None
+    for n in range(1, 50):
+        assert t.frame_ready()
+        assert t.read_frame() == (1, n, b'deliver %d' % n)
+    assert not t.frame_ready() and t.pending_bytes() == 0
+
+
+def test_buffered_frame_split_across_reads_and_a_timeout(buffered):
+    t, peer = buffered
+    whole = frame(b'x' * 1000) + frame(b'next')
+    peer.sendall(whole[:5])
+    t.sock.settimeout(0.05)
+    with pytest.raises(socket.timeout):   # header not complete
+        t.read_frame()
+    peer.sendall(whole[5:600])
+    with pytest.raises(socket.timeout):   # payload not complete
+        t.read_frame()
+    assert not t.frame_ready() and t.connected
+    peer.sendall(whole[600:])
+    assert t.read_frame() == (1, 1, b'x' * 1000)   # nothing was lost
+    assert t.read_frame() == (1, 1, b'next')
+
+
+def test_buffered_frame_bad_end_and_closed_peer(buffered):
+    t, peer = buffered
+    peer.sendall(frame(b'bad', end=0))
+    with pytest.raises(amqp_exc.UnexpectedFrame):
+        t.read_frame()
+    peer.close()
+    with pytest.raises(OSError):
+        t.read_frame()
+    assert not t.connected
+
+
+def test_buffered_connection_keeps_its_transport_on_failover(tmp_path):
+    conf, _ = confutil.load(tmp_path, confutil.ROUTES, routes='fwd')
+    conf.set_override('transport_url', 'rabbit://u:p@h1:5672,u:p@h2:5672/')
+    conn = amqp_connection.connection(conf, buffered=True)
+    assert conn.get_transport_cls() is transport.Transport
+    conn.maybe_switch_next()   # what kombu does when h1 fails
+    assert conn.hostname == 'h2'
+    assert conn.get_transport_cls() is transport.Transport
+    # Why KombuConnection: kombu's own takes the next URL's scheme.
+    plain = kombu.Connection('amqp://u:p@h1:5672//;amqp://u:p@h2:5672//',
+                             transport=transport.Transport)
+    plain.maybe_switch_next()
+    assert plain.get_transport_cls() is not transport.Transport
+    # Other connections keep kombu's own transport.
+    assert amqp_connection.connection(conf).get_transport_cls() is not \
+        transport.Transport
+
+
+def test_more_waiting_reads_the_buffered_transport(buffered):
+    t, peer = buffered
+    conn = connection(t)
+    assert consumer.more_waiting(conn) is False
+    peer.sendall(frame(b'a') + frame(b'b'))
+    t.read_frame()                          # the second one is buffered
+    assert transport.pending_bytes(conn) > 0
+    assert consumer.more_waiting(conn) is True

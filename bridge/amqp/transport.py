@@ -1,0 +1,145 @@
+"""kombu's py-amqp transport, reading frames from a buffer.
+
+py-amqp (5.x) reads each frame with three ``recv`` calls (header,
+payload, end octet) of exactly the bytes it needs, and sets the socket's
+timeout before and after every frame: a message (three frames) costs a
+dozen system calls.  :class:`BufferedTCPTransport` receives up to
+:data:`CHUNK` bytes at a time and cuts frames out of its buffer;
+:class:`Connection` reads a frame that is already buffered without
+touching the socket.  With a prefetch of many messages, a burst is then
+one ``recv`` for dozens of messages.  TLS connections keep py-amqp's own
+transport.
+
+Only py-amqp's frame reading changes (``read_frame``, and
+``blocking_read`` when a whole frame is buffered); what is done with a
+frame, heartbeats, errors and reconnecting stay py-amqp's and kombu's.
+A frame is taken out of the buffer only once it is whole, so a timeout in
+the middle of one loses nothing.
+"""
+
+import errno
+import socket
+import struct
+
+from amqp import exceptions as amqp_exc
+from amqp import transport as amqp_transport
+import kombu
+from kombu.transport import pyamqp
+
+# Bytes asked of the socket at once.
+CHUNK = 65536
+FRAME_END = 206
+_HEADER = struct.Struct('>BHI')     # type, channel, size
+# Errors after which py-amqp still takes the socket for connected.
+_UNAVAIL = amqp_transport._UNAVAIL
+
+
+class BufferedTCPTransport(amqp_transport.TCPTransport):
+    """py-amqp's TCP transport, reading frames from a buffer."""
+
+    def _setup_transport(self):
+        super()._setup_transport()
+        self._buffer = bytearray()
+        self._start = 0              # first unread byte of _buffer
+
+    def pending_bytes(self):
+        """Bytes received and not yet read as frames."""
+        return len(self._buffer) - self._start
+
+    def frame_ready(self):
+        """Is a whole frame buffered (read_frame won't touch the socket)?"""
+        have = len(self._buffer) - self._start
+        if have < _HEADER.size:
+            return False
+        size = _HEADER.unpack_from(self._buffer, self._start)[2]
+        return have >= _HEADER.size + size + 1
+
+    def _fill(self, n, initial=False, _retry=(errno.EAGAIN, errno.EINTR)):
+        """Receive until at least ``n`` unread bytes are buffered."""
+        buffer = self._buffer
+        if self._start:
+            del buffer[:self._start]
+            self._start = 0
+        while len(buffer) < n:
+            try:
+                data = self._quick_recv(max(CHUNK, n - len(buffer)))
+            except OSError as exc:
+                if exc.errno in _retry:
+                    if initial and self.raise_on_initial_eintr:
+                        raise socket.timeout()
+                    continue
+                raise
+            if not data:
+                raise OSError('Server unexpectedly closed connection')
+            buffer += data
+
+    def read_frame(self, unpack=None):
+        """(frame type, channel, payload) of the next frame."""
+        try:
+            if self.pending_bytes() < _HEADER.size:
+                self._fill(_HEADER.size, initial=True)
+            frame_type, channel, size = _HEADER.unpack_from(self._buffer,
+                                                            self._start)
+            if self.pending_bytes() < _HEADER.size + size + 1:
+                self._fill(_HEADER.size + size + 1)
+        except socket.timeout:
+            raise
+        except OSError as exc:
+            if exc.errno not in _UNAVAIL:
+                self.connected = False
+            raise
+        start = self._start + _HEADER.size
+        payload = bytes(self._buffer[start:start + size])
+        frame_end = self._buffer[start + size]
+        self._start = start + size + 1
+        if frame_end != FRAME_END:
+            raise amqp_exc.UnexpectedFrame(
+                'Received frame_end %#04x while expecting 0xce' % frame_end)
+        return frame_type, channel, payload
+
+
+class Connection(pyamqp.Connection):
+    """kombu's py-amqp connection with :class:`BufferedTCPTransport`."""
+
+    def Transport(self, host, connect_timeout, ssl=False, read_timeout=None,
+                  write_timeout=None, socket_settings=None, **kwargs):
+        if ssl:
+            return super().Transport(
+                host, connect_timeout, ssl=ssl, read_timeout=read_timeout,
+                write_timeout=write_timeout,
+                socket_settings=socket_settings, **kwargs)
+        return BufferedTCPTransport(
+            host, connect_timeout=connect_timeout, read_timeout=read_timeout,
+            write_timeout=write_timeout, socket_settings=socket_settings,
+            **kwargs)
+
+    def blocking_read(self, timeout=None):
+        ready = getattr(self.transport, 'frame_ready', None)
+        if ready is not None and ready():
+            return self.on_inbound_frame(self.transport.read_frame())
+        return super().blocking_read(timeout)
+
+
+class Transport(pyamqp.Transport):
+    """kombu's ``amqp://`` transport with :class:`Connection`."""
+
+    Connection = Connection
+
+
+class KombuConnection(kombu.Connection):
+    """A kombu connection that keeps :class:`Transport` when it fails
+    over: ``switch()`` takes the transport from the next URL's scheme."""
+
+    def switch(self, conn_str):
+        super().switch(conn_str)
+        if self.transport_cls in ('amqp', 'pyamqp'):
+            self.transport_cls = Transport
+
+
+def pending_bytes(conn):
+    """Bytes a kombu connection received and did not read yet; None when
+    its transport does not say (not :class:`BufferedTCPTransport`)."""
+    transport = getattr(conn.connection, 'transport', None)
+    if isinstance(transport, BufferedTCPTransport):
+        return transport.pending_bytes()
+    return None

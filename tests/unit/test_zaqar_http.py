@@ -1,0 +1,101 @@
+"""bridge/zaqar_http.py's post_json: the request zaqarclient's post sends,
+and its errors, against a stub HTTP server."""
+
+import http.server
+import json
+import threading
+
+import pytest
+import requests
+from zaqarclient.transport import errors as zerrors
+
+from bridge.translate import to_zaqar
+from bridge.zaqar import client as zaqar_client
+
+
+class Stub(http.server.BaseHTTPRequestHandler):
+    answers = []      # (status, body) to give, in turn
+    seen = []         # (method, path, headers, body) received
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers['Content-Length']))
+        self.seen.append((self.command, self.path, dict(self.headers), body))
+        status, answer = self.answers.pop(0)
+        data = json.dumps(answer).encode() if not isinstance(
+            answer, bytes) else answer
+        self.send_response(status)
+        self.send_header('Content-Length', str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def stub():
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Stub)
+    Stub.answers, Stub.seen = [], []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield 'http://127.0.0.1:%d' % server.server_port
+    server.shutdown()
+    server.server_close()
+
+
+MESSAGES = [{'body': {'n': n, 'text': 'é'}, 'ttl': 60} for n in range(3)]
+
+
+def test_post_json_sends_what_zaqarclient_posts(stub):
+    Stub.answers = [(201, {'resources': ['/v2/queues/q/messages/1']})] * 2
+    client = zaqar_client.noauth_client(stub, 'tenant-a')
+    client.queue('q').post(MESSAGES)                    # zaqarclient's
+    data = to_zaqar.post_data(
+        to_zaqar.Outgoing('tenant-a', 'tenant-a', 'q', m, 'id')
+        for m in MESSAGES)
+    assert client.post_json('q', data) == 201           # ours
+    (m1, path1, h1, body1), (m2, path2, h2, body2) = Stub.seen
+    assert (m1, path1) == (m2, path2) == ('POST', '/v2/queues/q/messages')
+    assert json.loads(body1) == json.loads(body2) == {'messages': MESSAGES}
+    for key in ('X-Project-Id', 'Client-ID', 'content-type'):
+        assert h1[key] == h2[key], key
+    # Each message's size counts its share of the body.
+    assert len(body2) <= sum(len(json.dumps(m)) + 2 for m in MESSAGES) + \
+        to_zaqar.POST_OVERHEAD
+
+
+@pytest.mark.parametrize('status,error,permanent', [
+    (400, zerrors.MalformedRequest, True),
+    (403, zerrors.ForbiddenError, True),
+    (413, zerrors.MalformedRequest, True),      # zaqarclient: "success"
+    (429, zerrors.TransportError, False),
+    (500, zerrors.InternalServerError, False),
+    (502, zerrors.TransportError, False),       # zaqarclient: "success"
+    (503, zerrors.ServiceUnavailableError, False),
+])
+def test_post_json_errors(stub, status, error, permanent):
+    Stub.answers = [(status, {'title': 'No', 'description': 'refused'})]
+    client = zaqar_client.noauth_client(stub, 'tenant-a')
+    with pytest.raises(error) as info:
+        client.post_json('q', '{"messages": []}')
+    assert isinstance(info.value, zaqar_client.PERMANENT_ERRORS) == permanent
+    assert isinstance(info.value, zaqar_client.TRANSIENT_ERRORS)
+    assert 'refused' in str(info.value)
+
+
+def test_post_json_network_errors_are_requests_errors(stub):
+    client = zaqar_client.noauth_client('http://127.0.0.1:1', 't')
+    with pytest.raises(requests.ConnectionError):
+        client.post_json('q', '{"messages": []}')
+
+
+def test_post_json_through_a_proxy_goes_through_requests(stub, monkeypatch):
+    # A proxy from the environment is honoured as requests would: the stub
+    # stands in for the proxy and sees the absolute URL.
+    monkeypatch.setenv('http_proxy', stub)
+    monkeypatch.delenv('no_proxy', raising=False)
+    monkeypatch.delenv('NO_PROXY', raising=False)
+    Stub.answers = [(201, {'resources': []})]
+    client = zaqar_client.noauth_client('http://zaqar.invalid:8888', 't')
+    assert client.post_json('q', '{"messages": []}') == 201
+    assert Stub.seen[0][1] == 'http://zaqar.invalid:8888/v2/queues/q/messages'
