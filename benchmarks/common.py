@@ -484,53 +484,38 @@ def _proxy_main(upstream_port, port, control):
     server.close()
 
 
-class CountingProxy:
-    """tests/fixtures/proxy.Proxy counting requests, in a process of its
-    own.
+class ProxyProcess:
+    """A proxy on loopback in a process of its own, so it neither competes
+    with the benchmark for the GIL nor dies with a thread.
 
-    Put it between the daemon and zaqar-server (the daemon's ``[zaqar]
-    url`` is :attr:`url`) to count what the bridge asks Zaqar, per kind of
-    request (:func:`request_kind`), project (``X-Project-ID``) and status,
-    without touching either.  It closes a client's connection whenever
-    zaqar-server closed its own, so the daemon connects as often as it
-    would without the proxy.  Runs in a process of its own, so it neither
-    competes with the benchmark for the GIL nor dies with a thread.
+    ``main(upstream_port, port, control)`` runs in the spawned process:
+    it sends ``'ready'`` on the ``control`` pipe, then answers each
+    command sent there; ``'stop'`` ends it.
     """
 
-    def __init__(self, upstream_port):
+    scheme = 'http'
+    what = 'proxy'
+
+    def __init__(self, main, upstream_port):
         import multiprocessing
         self.port = servers.free_port()
-        self.url = 'http://127.0.0.1:%d' % self.port
+        self.url = '%s://127.0.0.1:%d' % (self.scheme, self.port)
         mp = multiprocessing.get_context('spawn')
         self._control, child = mp.Pipe()
-        self.proc = mp.Process(target=_proxy_main, daemon=True,
+        self.proc = mp.Process(target=main, daemon=True,
                                args=(upstream_port, self.port, child))
 
     def start(self, timeout=60):
         self.proc.start()
         if not self._control.poll(timeout) or self._control.recv() != 'ready':
-            raise BenchError('the counting proxy did not start')
+            raise BenchError('the %s did not start' % self.what)
         return self
-
-    def counts(self):
-        """{'time', 'counts': {(kind, project, status): n}, 'first':
-        {(kind, project): monotonic time}, 'timeline': {second: n},
-        'busy': {kind: seconds zaqar-server took, summed}}."""
-        return self._ask('counts')
 
     def _ask(self, command):
         self._control.send(command)
         if not self._control.poll(30):
-            raise BenchError('the counting proxy does not answer')
+            raise BenchError('the %s does not answer' % self.what)
         return self._control.recv()
-
-    def record(self):
-        """Start noting every request; returns the time (monotonic)."""
-        return self._ask('record')
-
-    def recorded(self):
-        """Stop; (time, [(time, kind, project, status)] since record())."""
-        return self._ask('recorded')
 
     def stop(self):
         if self.proc.is_alive():
@@ -540,6 +525,37 @@ class CountingProxy:
             if self.proc.is_alive():
                 self.proc.terminate()
                 self.proc.join(5)
+
+
+class CountingProxy(ProxyProcess):
+    """tests/fixtures/proxy.Proxy counting requests (:class:`ProxyProcess`).
+
+    Put it between the daemon and zaqar-server (the daemon's ``[zaqar]
+    url`` is :attr:`url`) to count what the bridge asks Zaqar, per kind of
+    request (:func:`request_kind`), project (``X-Project-ID``) and status,
+    without touching either.  It closes a client's connection whenever
+    zaqar-server closed its own, so the daemon connects as often as it
+    would without the proxy.
+    """
+
+    what = 'counting proxy'
+
+    def __init__(self, upstream_port):
+        super().__init__(_proxy_main, upstream_port)
+
+    def counts(self):
+        """{'time', 'counts': {(kind, project, status): n}, 'first':
+        {(kind, project): monotonic time}, 'timeline': {second: n},
+        'busy': {kind: seconds zaqar-server took, summed}}."""
+        return self._ask('counts')
+
+    def record(self):
+        """Start noting every request; returns the time (monotonic)."""
+        return self._ask('record')
+
+    def recorded(self):
+        """Stop; (time, [(time, kind, project, status)] since record())."""
+        return self._ask('recorded')
 
 
 def memory_mib(pid):

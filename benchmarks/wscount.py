@@ -10,13 +10,11 @@ callers for the GIL.
 """
 
 import contextlib
-import multiprocessing
 import socket
 import struct
 import threading
 
 from benchmarks import common
-from tests.fixtures import servers
 
 OPCODES = {0x1: 'text', 0x2: 'binary', 0x8: 'close', 0x9: 'ping',
            0xA: 'pong'}
@@ -119,43 +117,21 @@ def _main(upstream_port, port, control):
             control.send(dict(counts))
 
 
-class WebsocketCountingProxy:
+class WebsocketCountingProxy(common.ProxyProcess):
     """``url`` leads to the websocket server on ``upstream_port``;
     :meth:`counts` says how many frames of each kind clients sent."""
 
-    def __init__(self, upstream_port):
-        self.port = servers.free_port()
-        self.url = 'ws://127.0.0.1:%d' % self.port
-        mp = multiprocessing.get_context('spawn')
-        self._control, child = mp.Pipe()
-        self.proc = mp.Process(target=_main, daemon=True,
-                               args=(upstream_port, self.port, child))
+    scheme = 'ws'
+    what = 'websocket counting proxy'
 
-    def start(self, timeout=60):
-        self.proc.start()
-        if not self._control.poll(timeout) or self._control.recv() != 'ready':
-            raise common.BenchError('the websocket counting proxy did not '
-                                    'start')
-        return self
+    def __init__(self, upstream_port):
+        super().__init__(_main, upstream_port)
 
     def counts(self):
         """{'text': n, 'ping': n, ...}: frames clients sent so far."""
-        self._control.send('counts')
-        if not self._control.poll(30):
-            raise common.BenchError('the websocket counting proxy does not '
-                                    'answer')
-        return self._control.recv()
+        return self._ask('counts')
 
     def requests(self):
         """Frames that are Zaqar requests (data frames)."""
         counts = self.counts()
         return counts.get('text', 0) + counts.get('binary', 0)
-
-    def stop(self):
-        if self.proc.is_alive():
-            with contextlib.suppress(OSError):
-                self._control.send('stop')
-            self.proc.join(10)
-            if self.proc.is_alive():
-                self.proc.terminate()
-                self.proc.join(5)
