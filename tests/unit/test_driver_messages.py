@@ -1002,3 +1002,29 @@ def test_push_is_trusted_once_something_was_pushed(driver, zaqar, caplog):
     assert 'did not push messages' in caplog.text
     listener._ring('topic', None)
     assert listener.pushing()
+
+
+def test_the_next_entry_comes_within_the_period_the_last_one_promised():
+    clock, pushed = [100.0], [False]
+    zaqar, roll_call = roll_call_of(clock, pushed)
+    roll_call.competitors()             # polling: every 20 s
+    pushed[0] = True                    # push works from now on
+    assert roll_call.next_duty() == 100.0 + presence.ANNOUNCE_EVERY
+    clock[0] += presence.ANNOUNCE_EVERY
+    roll_call.competitors()
+    entries = [m.body for m in zaqar.queues['t_consumers']]
+    assert [e['every'] for e in entries] == [
+        presence.ANNOUNCE_EVERY, presence.ANNOUNCE_EVERY_PUSHED]
+
+
+def test_once_subscribed_an_entry_is_posted_to_prove_push(driver, zaqar):
+    listener = poller(driver)
+    assert poll(listener, timeout=0) is None     # entry posted
+    roll_call, = listener.roll_calls.values()
+    assert roll_call.next_duty() > time.monotonic()
+    listener._doorbell = FakeDoorbell()
+    listener._ring(None, None)                   # subscribed
+    assert roll_call.next_duty() <= time.monotonic()
+    entries = len(zaqar.queues['topic_consumers'])
+    assert poll(listener, timeout=0) is None
+    assert len(zaqar.queues['topic_consumers']) == entries + 1

@@ -267,6 +267,13 @@ class ZaqarListener(base.PollStyleListener):
             roll_call.heard(body)
         else:  # a message, or push (re)started or stopped
             self._fetch_now = True
+        doorbell = self._doorbell
+        if (queue is None and not self._trusted and doorbell is not None
+                and doorbell.subscribed.is_set()):
+            # Subscribed: its own roll-call entry, posted now and pushed
+            # back, shows whether Zaqar pushes what is posted over HTTP.
+            for roll_call in self.roll_calls.values():
+                roll_call.announce_soon()
         self._wake.set()
 
     def _pause(self):

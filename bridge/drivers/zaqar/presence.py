@@ -201,12 +201,20 @@ class RollCall:
         every = self._every()
         if every < self._announce_every:  # push stopped: renew sooner
             return self._clock()
-        duty = min(self._announced_at + every,
+        # The last entry promised the next one within its own period.
+        duty = min(self._announced_at + self._announce_every,
                    self._read_at + (LISTENER_REFRESH_PUSHED
                                     if self.pushed() else LISTENER_REFRESH))
         if self.pushed() and self._due:
             duty = min(duty, min(self._due.values()))
         return duty
+
+    def announce_soon(self):
+        """Post an entry at the next duty (push just started: its own
+        entry, pushed back, shows that push works)."""
+        with self._lock:
+            if self._announced_at is not None:
+                self._announced_at = None
 
     def heard(self, body):
         """A pushed roll-call entry: read the roll call if it is news."""
@@ -230,7 +238,7 @@ class RollCall:
             try:
                 every = self._every()
                 if (self._announced_at is None
-                        or now - self._announced_at >= every
+                        or now - self._announced_at >= self._announce_every
                         or every < self._announce_every):
                     self._announce(now, every)
                 refresh = (LISTENER_REFRESH_PUSHED if self.pushed()
