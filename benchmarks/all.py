@@ -110,9 +110,16 @@ def stop(proc):
 # -- rows: (benchmark, bridge, baseline, ratio, goal, met)
 
 def rows_forward(d):
-    return [('forward msg/s (bridge / raw zaqarclient)',
+    pinned = ', zaqar-server pinned' if d.get('cpu_pinning') else ''
+    rows = [('forward msg/s (bridge / raw zaqarclient%s)' % pinned,
              d['bridge']['msg_per_s'], d['raw']['msg_per_s'], d['ratio'],
              '>= %.1f' % d['goal'], d['goal_met'])]
+    if 'cpu_ratio' in d:
+        cpu = d['bridge']['cpu_us_per_msg']
+        rows.append(('forward CPU us/msg (bridge / zaqar-server)',
+                     cpu.get('bridge'), cpu.get('zaqar'), d['cpu_ratio'],
+                     '<= %.1f' % d['cpu_goal'], d['cpu_goal_met']))
+    return rows
 
 
 def rows_goals(d):
