@@ -63,8 +63,6 @@ import zlib
 from oslo_log import log
 
 from bridge import backoff
-from zaqarclient.transport import errors as zerrors
-
 from bridge.flows import schedule as schedule_mod
 from bridge.zaqar import client as zaqar_client
 
@@ -180,7 +178,7 @@ class Recovery:
             queue.subscribed = True
             self.schedule.look_at(queue, time.monotonic())
             return requests + 1
-        except zerrors.ServiceUnavailableError:
+        except zaqar_client.UnavailableError:
             # Zaqar 23's Redis store fails the stats of a queue holding
             # expired messages not yet collected: a claim tells.
             self.schedule.look_at(queue, time.monotonic())

@@ -24,6 +24,8 @@ TRANSIENT_ERRORS = (zerrors.TransportError, requests.RequestException,
                     ConnectionError, TimeoutError, OSError)
 # Raised (as a PERMANENT_ERRORS 403) for a project the bridge can't reach.
 AccessError = zaqar_trusts.AccessError
+# Zaqar answered 503: e.g. Zaqar 23's Redis store failing a queue's stats.
+UnavailableError = zerrors.ServiceUnavailableError
 
 
 class Client(zaqar_http.Client):
