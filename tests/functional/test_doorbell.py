@@ -1,5 +1,7 @@
 """Reverse path with a doorbell: no polling of empty queues."""
 
+import re
+
 import pytest
 
 from bridge.zaqar import doorbell
@@ -39,9 +41,15 @@ def start(tmp_path, rabbit, zaqar, names, sweep_interval, tenants=None,
 def started(daemon, workers):
     """Wait until each worker's start-up sweep (after subscribing every
     queue it checks each subscription's options and looks at each queue,
-    bridge/flows/recovery.py) is over."""
-    daemon.wait_for_log(lambda t: t.count('recovery sweep of') >= workers,
-                        what='the start-up sweeps')
+    bridge/flows/recovery.py) is over.  A worker whose shard holds no
+    tenant queue (both tenants can hash to one worker) has none."""
+    def done(text):
+        shards = re.findall(r'connected to RabbitMQ, draining (\d+) tenant',
+                            text)
+        busy = len([n for n in shards if int(n)])
+        return len(shards) >= workers and \
+            text.count('recovery sweep of') >= busy
+    daemon.wait_for_log(done, what='the start-up sweeps')
 
 
 def subscription(zaqar, tenant, queue):
