@@ -107,6 +107,11 @@ def heartbeat(n, ttl=300):
         '_unique_id': uuid.uuid4().hex}}}
 
 
+def heartbeats_seen(conductor):
+    """The ``n`` of each heartbeat a :class:`Conductor` was called with."""
+    return [c[2]['n'] for c in conductor.calls if c[0] == 'heartbeat']
+
+
 def dead_letter_section(name):
     """``[amqp]`` for dead letters of the test's own (exchange and queue
     ``name``), deleted with the test's queues."""
@@ -468,3 +473,17 @@ class Conductor:
 
     def drop_everything(self, ctxt, **kwargs):
         self.calls.append(('drop_everything', ctxt, kwargs))
+
+
+def doorbell_started(daemon, workers):
+    """Wait until each worker's start-up sweep (after subscribing every
+    queue it checks each subscription's options and looks at each queue,
+    bridge/flows/recovery.py) is over.  A worker whose shard holds no
+    tenant queue (both tenants can hash to one worker) has none."""
+    def done(text):
+        shards = re.findall(r'connected to RabbitMQ, draining (\d+) tenant',
+                            text)
+        busy = len([n for n in shards if int(n)])
+        return len(shards) >= workers and \
+            text.count('recovery sweep of') >= busy
+    daemon.wait_for_log(done, what='the start-up sweeps')

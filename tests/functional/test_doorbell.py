@@ -1,7 +1,5 @@
 """Reverse path with a doorbell: no polling of empty queues."""
 
-import re
-
 import pytest
 
 from bridge.zaqar import doorbell
@@ -38,20 +36,6 @@ def start(tmp_path, rabbit, zaqar, names, sweep_interval, tenants=None,
     return config, daemon.start(workers)
 
 
-def started(daemon, workers):
-    """Wait until each worker's start-up sweep (after subscribing every
-    queue it checks each subscription's options and looks at each queue,
-    bridge/flows/recovery.py) is over.  A worker whose shard holds no
-    tenant queue (both tenants can hash to one worker) has none."""
-    def done(text):
-        shards = re.findall(r'connected to RabbitMQ, draining (\d+) tenant',
-                            text)
-        busy = len([n for n in shards if int(n)])
-        return len(shards) >= workers and \
-            text.count('recovery sweep of') >= busy
-    daemon.wait_for_log(done, what='the start-up sweeps')
-
-
 def subscription(zaqar, tenant, queue):
     """The one subscription of ``tenant``'s ``queue``, once there."""
     subs = bridgeutil.wait_until(
@@ -76,8 +60,7 @@ def refused(daemon):
             if name == 'bridge_doorbell_rings_refused_total'}
 
 
-def delivered(conductor):
-    return [c[2]['n'] for c in conductor.calls if c[0] == 'heartbeat']
+delivered = bridgeutil.heartbeats_seen
 
 
 def heartbeat(zaqar, tenant, queue, n):
@@ -113,7 +96,7 @@ def test_sweep_catches_a_lost_ring(tmp_path, rabbit, zaqar, names,
     config, daemon = start(tmp_path, rabbit, proxy, names, 0.2)
     try:
         queue = zaqar.client(names.tenant_a).queue(names.conductor)
-        started(daemon, 2)
+        bridgeutil.doorbell_started(daemon, 2)
         subs = bridgeutil.wait_until(lambda: list(queue.subscriptions()),
                                      what='the doorbell subscription')
         for sub in subs:
@@ -151,7 +134,7 @@ def test_forged_rings_make_no_claim(tmp_path, rabbit, zaqar, names,
     try:
         # Once the start-up sweep looked at both queues, nothing but a
         # ring makes the bridge claim.
-        started(daemon, 1)
+        bridgeutil.doorbell_started(daemon, 1)
         subs = {t: subscription(zaqar, t, names.conductor)
                 for t in (victim, attacker)}
         genuine = {t: s.options['post_headers'] for t, s in subs.items()}
@@ -212,7 +195,7 @@ def test_subscription_from_before_proofs_gets_one(tmp_path, rabbit, zaqar,
     config, daemon = start(tmp_path, rabbit, zaqar, names, 100000,
                            workers=1, port=port)
     try:
-        started(daemon, 1)
+        bridgeutil.doorbell_started(daemon, 1)
         subscription(zaqar, names.tenant_b, names.conductor)
         sub = subscription(zaqar, names.tenant_a, names.conductor)
         assert sub.id == old.id

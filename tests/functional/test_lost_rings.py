@@ -5,7 +5,6 @@ import pytest
 
 from tests.fixtures import servers
 from tests.functional import bridgeutil
-from tests.functional import test_doorbell
 
 pytestmark = pytest.mark.functional
 
@@ -31,7 +30,7 @@ def start(tmp_path, rabbit, zaqar, names, canary_interval):
                names.tenant_b, servers.free_port(), servers.free_port(),
                canary_interval))])
     daemon = bridgeutil.Daemon(config, tmp_path / 'bridge.log').start(1)
-    test_doorbell.started(daemon, 1)
+    bridgeutil.doorbell_started(daemon, 1)
     return config, daemon
 
 
@@ -42,7 +41,8 @@ def test_canary_finds_a_message_whose_ring_was_lost(tmp_path, rabbit, zaqar,
         # Posted after the start-up sweep looked at every queue; its ring
         # can't arrive (nobody listens on the URL) and the safety sweep
         # never comes: only the canary's recovery sweep can find it.
-        test_doorbell.heartbeat(zaqar, names.tenant_a, names.conductor, 1)
+        bridgeutil.post(zaqar, names.tenant_a, names.conductor,
+                        bridgeutil.heartbeat(1)['body'])
         # The canary's ring is refused too: once its time is up (20 s),
         # the worker looks at every queue.
         daemon.wait_for_log(lambda t: 'doorbell rings can have been lost '
@@ -50,7 +50,7 @@ def test_canary_finds_a_message_whose_ring_was_lost(tmp_path, rabbit, zaqar,
                             what='the recovery sweep')
         bridgeutil.wait_until(lambda: conductor.calls,
                               what='the heartbeat found by the sweep')
-        assert test_doorbell.delivered(conductor) == [1]
+        assert bridgeutil.heartbeats_seen(conductor) == [1]
     finally:
         assert daemon.stop() == 0
         bridgeutil.delete_queues(rabbit, config)
@@ -59,12 +59,13 @@ def test_canary_finds_a_message_whose_ring_was_lost(tmp_path, rabbit, zaqar,
 def test_start_up_sweep_finds_what_was_posted_while_down(
         tmp_path, rabbit, zaqar, names, conductor):
     # Posted before the bridge ever subscribed: nothing rang for it.
-    test_doorbell.heartbeat(zaqar, names.tenant_b, names.conductor, 7)
+    bridgeutil.post(zaqar, names.tenant_b, names.conductor,
+                    bridgeutil.heartbeat(7)['body'])
     config, daemon = start(tmp_path, rabbit, zaqar, names, 0)
     try:
         bridgeutil.wait_until(lambda: conductor.calls,
                               what='the heartbeat found at start-up')
-        assert test_doorbell.delivered(conductor) == [7]
+        assert bridgeutil.heartbeats_seen(conductor) == [7]
     finally:
         assert daemon.stop() == 0
         bridgeutil.delete_queues(rabbit, config)
