@@ -201,7 +201,8 @@ def main(argv=None):
             common.log('%s: %s' % (name, error))
             rows.append((name, error, None, None, '-', False))
             continue
-        rows.extend(rows_goals(data) if 'goals' in data
+        rows.extend(rows_goals(data)
+                    if isinstance(data.get('goals'), list)
                     else ROWS[name](data))
     total = time.monotonic() - started
     everything = {'benchmarks': results, 'seconds': times,
