@@ -95,6 +95,25 @@ def canaries(route, workers, project):
             for w in range(workers)]
 
 
+def prepare(route, worker_id, queues, project):
+    """The queues a doorbell worker schedules, and its own canary queue.
+
+    Its own tenant queues wait for the start-up pass (which subscribes
+    them and looks at them first); every worker's canary queue is added
+    (``project``: the bridge's own), so any of their rings may reach it.
+    """
+    canary = None
+    for queue in queues:
+        if queue.owned:
+            queue.subscribed = None
+            queue.next_poll = schedule_mod.NEVER
+    if route.canary_interval:
+        every = canaries(route.name, route.workers, project)
+        canary = every[worker_id]
+        queues = queues + every
+    return queues, canary
+
+
 class Recovery:
     """The start-up pass, the canary and the recovery sweeps of one
     worker (see the module's docstring); a thread of its own."""

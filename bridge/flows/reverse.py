@@ -63,16 +63,8 @@ class Reverser:
         self.canary = None
         self.recovery = None
         if route.doorbell_port:
-            for queue in queues:
-                if queue.owned:
-                    # The start-up pass subscribes and looks at it first.
-                    queue.subscribed = None
-                    queue.next_poll = schedule.NEVER
-            if route.canary_interval:
-                canaries = recovery_mod.canaries(
-                    route.name, route.workers, clients.own_project)
-                self.canary = canaries[worker_id]
-                queues.extend(canaries)
+            queues, self.canary = recovery_mod.prepare(
+                route, worker_id, queues, clients.own_project)
         self.schedule = schedule.Schedule(
             queues, route.poll_interval, doorbell=bool(route.doorbell_port),
             sweep_interval=route.sweep_interval,
