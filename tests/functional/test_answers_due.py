@@ -12,6 +12,7 @@ import pytest
 
 from tests import fixtures  # noqa: F401  (the rabbit and zaqar fixtures)
 from tests.fixtures import servers
+from tests.fixtures import web
 from tests.functional import bridgeutil
 
 pytestmark = pytest.mark.functional
@@ -39,10 +40,10 @@ def start_daemon(tmp_path, rabbit, zaqar, names, window):
                                               'side': 'zaqar'}.items()))
 
     def first_claim_done():
-        try:
-            return bridgeutil.samples(metrics_port).get(key) == 1
-        except OSError:   # the endpoint starts after the routes
+        status, _ = web.get(metrics_port, '/metrics')
+        if status != 200:     # the endpoint starts after the routes
             return False
+        return bridgeutil.samples(metrics_port).get(key) == 1
     bridgeutil.wait_until(first_claim_done,
                           what='the replies route\'s first claim')
     return d
