@@ -625,6 +625,31 @@ class Run:
         return (sum(after['counts'].values())
                 - sum((before or {'counts': {}})['counts'].values()))
 
+    def startup_meter(self):
+        """CPU of zaqar-server, Redis and the counting proxy from now on
+        (:meth:`startup_cpu` adds the daemon's, all of it since it was
+        launched)."""
+        return common.CpuMeter({
+            'zaqar': self.zaqar.pids(),
+            'redis': common.pids_named('redis-server'),
+            'proxy': [self.proxy.proc.pid]}).start()
+
+    def startup_cpu(self, meter, seconds, subscribes):
+        """CPU seconds each part used during a start-up, and per
+        subscription request (ms)."""
+        cpu = meter.stop()
+        cpu['bridge'] = sum(common.cpu_seconds(p) for p in [
+            self.daemon.proc.pid] + common.children(self.daemon.proc.pid))
+        out = {'cpu_s': cpu, 'cpu_busy_of_2_cores': sum(cpu.values())
+               / (2.0 * seconds)}
+        if subscribes:
+            out['cpu_ms_per_subscribe'] = {
+                k: 1000.0 * v / subscribes for k, v in cpu.items()}
+        common.log('%s: start-up CPU s: %s (%.0f%% of 2 cores)' % (
+            self.config, ', '.join('%s %.1f' % kv for kv in cpu.items()),
+            100.0 * out['cpu_busy_of_2_cores']))
+        return out
+
     def worker_memory(self, pids):
         return [common.memory_mib(pid) for pid in pids]
 
@@ -648,6 +673,7 @@ class Run:
         common.log('%s: starting the bridge (%d workers, %d tenants)'
                    % (self.config, a.workers, len(self.tenants)))
         before = self.proxy.counts()
+        meter = self.startup_meter()
         launched = time.monotonic()
         self.daemon.start({'Route %s: connected to RabbitMQ' % ROUTE:
                            a.workers}, timeout=a.startup_timeout)
@@ -664,6 +690,8 @@ class Run:
             'first_pass_seconds': done_at - ready,
             'requests': self.requests_between(before, counts),
             'requests_by_kind': kinds}
+        out['startup'].update(self.startup_cpu(
+            meter, done_at - launched, len(self.tenants)))
         common.log('%s: first pass done %.1fs after launch (%d requests)'
                    % (self.config, done_at - launched,
                       out['startup']['requests']))
@@ -883,6 +911,7 @@ class Run:
         # is the ring lost for sure.
         time.sleep(RESTART_AFTER)
         before = self.proxy.counts()
+        meter = self.startup_meter()
         relaunched = time.time()
         launched = time.monotonic()
         self.daemon.start({'Route %s: connected to RabbitMQ' % ROUTE:
@@ -893,6 +922,8 @@ class Run:
         result = {'seconds_to_idle': done_at - launched,
                   'requests': self.requests_between(before, counts),
                   'requests_by_kind': kinds}
+        result.update(self.startup_cpu(meter, done_at - launched,
+                                       len(self.tenants)))
         self.looked_at(launched, before, result)
         found = self.wait_lost(posted, relaunched, a.lost_timeout)
         times = [v for v in found.values() if v is not None]

@@ -13,7 +13,8 @@ reused, and:
   post);
 * posts messages already serialised (:meth:`Client.post_json`): the
   request ``queue(name).post(messages)`` sends, without zaqarclient's and
-  requests' per-call work (see there).
+  requests' per-call work (see there); subscribes the same way
+  (:meth:`Client.create_subscription`, the doorbell's start-up pass).
 
 The bridge's Zaqar adapter (bridge/zaqar/client.py) and the guest driver
 (bridge/drivers/zaqar/transport.py) both build on it; it imports nothing
@@ -92,10 +93,28 @@ class Client(zclient.Client):
         of the reused session (urllib3).  Errors: zaqarclient's for an HTTP
         error status, requests' for the network (as with ``post``).
         """
+        return self._post('/queues/%s/messages' % parse.quote(
+            queue_name, safe=''), data)[0]
+
+    def create_subscription(self, queue_name, subscription):
+        """Subscribe to queue ``queue_name``: the request (and errors) of
+        zaqarclient's ``subscription_create``, sent as :meth:`post_json`
+        sends (about a quarter of zaqarclient's CPU).  ``subscription``:
+        ``{"subscriber", "ttl", "options"}``.  Returns the subscription's
+        id (Zaqar answers a repeated create with the existing one)."""
+        status, text = self._post('/queues/%s/subscriptions' % parse.quote(
+            queue_name, safe=''), json.dumps(subscription))
+        try:
+            return json.loads(text)['subscription_id']
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    def _post(self, path, data):
+        """POST JSON text ``data`` to ``path`` (under /v2); (status, the
+        answer's text) for a 2xx, else raise as :meth:`post_json` says."""
         req, trans = self._request_and_transport()
-        url = '%s/v%d/queues/%s/messages' % (
-            req.endpoint.rstrip('/'), int(self.api_version),
-            parse.quote(queue_name, safe=''))
+        url = '%s/v%d%s' % (req.endpoint.rstrip('/'), int(self.api_version),
+                            path)
         if isinstance(data, str):
             data = data.encode('utf-8')
         http = trans.client
@@ -110,7 +129,7 @@ class Client(zclient.Client):
                                 verify=verify)
             status, text = resp.status_code, resp.text
         if 200 <= status < 300:
-            return status
+            return status, text
         error = trans.http_to_zaqar.get(status)
         if error is zerrors.UnauthorizedError:
             self._unauthorized()

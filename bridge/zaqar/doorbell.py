@@ -132,8 +132,7 @@ def subscribe(client, queue, url, tenant, key, check=True):
     wanted = options(key, tenant, queue)
     body = {'subscriber': url, 'ttl': SUBSCRIPTION_TTL, 'options': wanted}
     if not check:
-        req, trans = client._request_and_transport()
-        zcore.subscription_create(trans, req, queue, body)
+        client.create_subscription(queue, body)
         return 'created'
     req, trans = client._request_and_transport()
     listed = zcore.subscription_list(trans, req, queue,
@@ -147,9 +146,7 @@ def subscribe(client, queue, url, tenant, key, check=True):
     if ours:
         sid = ours[0]['id']
     else:
-        req, trans = client._request_and_transport()
-        sid = zcore.subscription_create(trans, req, queue,
-                                        body)['subscription_id']
+        sid = client.create_subscription(queue, body)
         if len(listed) < LIST_LIMIT:
             return 'listed and created'
         # Ours may be on a later page: the create kept its options.

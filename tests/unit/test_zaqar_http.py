@@ -1,5 +1,5 @@
-"""bridge/zaqar_http.py's post_json: the request zaqarclient's post sends,
-and its errors, against a stub HTTP server."""
+"""bridge/zaqar_http.py's post_json and create_subscription: the requests
+zaqarclient sends, and their errors, against a stub HTTP server."""
 
 import http.server
 import json
@@ -99,3 +99,42 @@ def test_post_json_through_a_proxy_goes_through_requests(stub, monkeypatch):
     client = zaqar_client.noauth_client('http://zaqar.invalid:8888', 't')
     assert client.post_json('q', '{"messages": []}') == 201
     assert Stub.seen[0][1] == 'http://zaqar.invalid:8888/v2/queues/q/messages'
+
+
+def test_create_subscription_sends_what_zaqarclient_sends(stub):
+    from zaqarclient.queues.v2 import core as zcore
+    Stub.answers = [(201, {'subscription_id': 'abc'})] * 2
+    client = zaqar_client.noauth_client(stub, 'tenant-a')
+    body = {'subscriber': 'http://127.0.0.1:9/', 'ttl': 3600,
+            'options': {'post_headers': {'X-A': 'é'}}}
+    req, trans = client._request_and_transport()
+    zcore.subscription_create(trans, req, 'q 1', body)     # zaqarclient's
+    assert client.create_subscription('q 1', body) == 'abc'   # ours
+    (m1, path1, h1, body1), (m2, path2, h2, body2) = Stub.seen
+    assert (m1, path1) == (m2, path2) == (
+        'POST', '/v2/queues/q%201/subscriptions')
+    assert json.loads(body1) == json.loads(body2) == body
+    for key in ('X-Project-Id', 'Client-ID', 'content-type'):
+        assert h1[key] == h2[key], key
+
+
+def test_create_subscription_errors(stub):
+    Stub.answers = [(403, {'title': 'No', 'description': 'refused'})]
+    client = zaqar_client.noauth_client(stub, 'tenant-a')
+    with pytest.raises(zerrors.ForbiddenError):
+        client.create_subscription('q', {'subscriber': 'http://x/'})
+
+
+def test_shared_clients_read_the_proxy_environment_once(stub, monkeypatch):
+    shared = zaqar_client.noauth_client(stub, 'own')
+    Stub.answers = [(201, {'subscription_id': 'a'})] * 3
+    reads = []
+    real = zaqar_client.zaqar_http.requests_utils.get_environ_proxies
+    monkeypatch.setattr(zaqar_client.zaqar_http.requests_utils,
+                        'get_environ_proxies',
+                        lambda *a, **k: reads.append(1) or real(*a, **k))
+    for project in ('t1', 't2', 't3'):
+        client = zaqar_client.noauth_client(stub, project, shared=shared)
+        client.create_subscription('q', {'subscriber': 'http://x/'})
+    assert len(reads) == 1
+    assert [s[2]['X-Project-Id'] for s in Stub.seen] == ['t1', 't2', 't3']
