@@ -455,8 +455,8 @@ def _proxy_main(upstream_port, port, control):
             if record.is_set():
                 recording.append((now, kind, project, status))
 
-    server = proxy.Proxy('http://127.0.0.1:%d' % upstream_port, observe,
-                         port=port)
+    server = proxy.LeanProxy('http://127.0.0.1:%d' % upstream_port, observe,
+                             port=port)
     control.send('ready')
     while True:
         try:

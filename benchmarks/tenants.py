@@ -66,6 +66,8 @@ LOOKS = ('POST /queues/{q}/claims', 'GET /queues/{q}/stats')
 # A queue was subscribed: a create, or its subscriptions listed.
 SUBSCRIBES = ('POST /queues/{q}/subscriptions',
               'GET /queues/{q}/subscriptions')
+# What a worker logs when its start-up pass is done (bridge/flows/recovery.py).
+PASS_DONE = b'start-up pass done'
 # Tenants of the small route whose RSS is the base of the per-queue cost.
 BASE_TENANTS = 10
 # Sequence numbers of the messages whose ring the benchmark makes lost.
@@ -570,14 +572,26 @@ class Run:
             out[kind, project] = out.get((kind, project), 0) + n
         return out
 
+    def passes_logged(self):
+        """Start-up passes the route's workers logged as done so far
+        (every launch of the daemon writes to the same log)."""
+        try:
+            with open(self.daemon.log_path, 'rb') as f:
+                return f.read().count(PASS_DONE)
+        except FileNotFoundError:
+            return 0
+
     def first_pass(self, launched, before=None, what='first pass',
-                   need=None):
+                   need=None, passes=None):
         """Wait until, since ``before`` (a counts() snapshot), a request of
         each kind set in ``need`` was made for every queue; by default,
         with the doorbell, every queue subscribed (a create, or a list of
         its subscriptions: the doorbell rings for it), without, every
-        queue looked at (a claim, or its stats).  Return (when that was
-        seen, counts then)."""
+        queue looked at (a claim, or its stats).  With ``passes``, also
+        done once the log holds that many start-up passes done (a worker
+        whose record says its subscriptions exist makes no request per
+        queue to subscribe: bridge/flows/recovery.py).  Return (when that
+        was seen, counts then)."""
         old = self._by_tenant(before) if before else {}
         if need is None:
             need = [SUBSCRIBES] if self.config == 'doorbell' else [LOOKS]
@@ -585,13 +599,20 @@ class Run:
         last_log = 0.0
         pending = list(self.tenants)
         while True:
+            logged = passes is not None and self.passes_logged() >= passes
             counts = self.proxy.counts()
             now = counts['time']
             new = self._by_tenant(counts)
             pending = [t for t in pending if not all(
                 any(new.get((k, t), 0) > old.get((k, t), 0) for k in kinds)
                 for kinds in need)]
-            if not pending:
+            if not pending or logged:
+                if pending:
+                    common.log('%s: %s: every worker logged its start-up '
+                               'pass done; %d queue(s) not subscribed by a '
+                               'request of this launch (its record says '
+                               'they are)' % (self.config, what,
+                                              len(pending)))
                 return now, counts
             if now > deadline:
                 raise common.BenchError(
@@ -917,7 +938,8 @@ class Run:
         self.daemon.start({'Route %s: connected to RabbitMQ' % ROUTE:
                            2 * a.workers}, timeout=a.startup_timeout)
         done_at, counts = self.first_pass(launched, before,
-                                          what='restart\'s pass')
+                                          what='restart\'s pass',
+                                          passes=2 * a.workers)
         per_worker, other, kinds = self.split(counts, before)
         result = {'seconds_to_idle': done_at - launched,
                   'requests': self.requests_between(before, counts),

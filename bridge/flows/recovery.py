@@ -22,6 +22,16 @@ shard only when a ring can have been lost, and finds out when that is:
   (``startup_concurrency``) makes sure every queue of its shard has the
   bridge's subscription: one create each (Zaqar answers a repeated create
   with the existing subscription), after which the doorbell rings for it.
+  Once every create succeeded, the worker records it in its canary
+  queue's metadata: a digest of the queues, the URL rung, the secret and
+  the subscription's settings (bridge/zaqar/doorbell.py shard_digest),
+  and when.  A worker that finds its own record, for the same digest and
+  less than half a subscription's ttl old, skips the creates (a restart:
+  two requests instead of one per queue).  A subscription lost since
+  (Zaqar's store lost it, a tenant deleted it) is then made again by the
+  check of the sweep below, within ``recovery_sweep_time``, and that
+  queue looked at: such a lost ring is found within the same bound as
+  any other.
   Then a recovery sweep (below) checks each subscription's options (one
   request when they are right; a subscription made before proofs existed,
   or under another secret, whose rings are refused until then, gets
@@ -65,6 +75,7 @@ from oslo_log import log
 from bridge import backoff
 from bridge.flows import schedule as schedule_mod
 from bridge.zaqar import client as zaqar_client
+from bridge.zaqar import doorbell
 
 LOG = log.getLogger(__name__)
 
@@ -137,6 +148,7 @@ class Recovery:
         self.pass_done_at = None       # monotonic time the start-up pass ended
         self.pass_requests = 0
         self.canary_lost = False
+        self._pass_failed = False      # a subscription of the pass failed
         self.sweeps = 0
         self.thread = threading.Thread(target=self._run, daemon=True,
                                        name='recovery')
@@ -160,6 +172,45 @@ class Recovery:
             if reason not in self._reasons:
                 self._reasons.append(reason)
         self._wake.set()
+
+    # -- for the reverse path
+
+    def subscribe(self, queue, client):
+        """Make sure the doorbell rings for ``queue`` before the reverse
+        path claims from it: once per worker, for a queue the start-up
+        pass did not subscribe (found later, or whose trust was gone).
+        Raises AccessError (not subscribed: tried again with the next
+        claim) and TRANSIENT_ERRORS."""
+        if queue.subscribed is not False:
+            return
+        try:
+            self.doorbell.subscribe(client, queue.name, queue.tenant)
+        except zaqar_client.AccessError:
+            raise
+        except zaqar_client.PERMANENT_ERRORS as exc:
+            # Polling still works: the sweep finds its messages, slowly.
+            LOG.error('Route %s: Zaqar refuses the doorbell subscription of '
+                      'tenant %s queue %s (%s); only the safety sweep will '
+                      'look at it', self.route.name, queue.tenant,
+                      queue.name, backoff.error_text(exc))
+        queue.subscribed = True
+
+    def canaries_rang(self, queue, messages, limit, rings):
+        """A canary's ring came and the reverse path claimed ``messages``
+        from canary queue ``queue``: they have done their job.  Tells the
+        schedule; returns the messages to delete (all of them)."""
+        now = time.monotonic()
+        if not messages:
+            self.schedule.empty(queue, now, rings)
+            return []
+        self.schedule.got(queue, len(messages), now, limit, rings)
+        for message in messages:
+            if isinstance(message.body, dict) and \
+                    'bridge_canary' not in message.body:
+                LOG.warning('Route %s: deleting message %s from the '
+                            'doorbell\'s canary queue %s: not a canary',
+                            self.route.name, message.id, queue.name)
+        return messages
 
     # -- one queue
 
@@ -185,6 +236,7 @@ class Recovery:
         except zaqar_client.AccessError:
             # This tenant's trust is gone: the reverse path subscribes and
             # claims once the trust is back.
+            self._pass_failed = True
             queue.subscribed = False
             self.schedule.retry_in(queue, self.trust_recheck_interval,
                                    time.monotonic())
@@ -194,12 +246,15 @@ class Recovery:
                       'tenant %s queue %s (%s); only the sweeps will look '
                       'at it', self.route.name, queue.tenant, queue.name,
                       backoff.error_text(exc))
+            self._pass_failed = True
             queue.subscribed = True
             self.schedule.look_at(queue, time.monotonic())
             return requests + 1
         except zaqar_client.UnavailableError:
             # Zaqar 23's Redis store fails the stats of a queue holding
             # expired messages not yet collected: a claim tells.
+            if queue.subscribed is not True:
+                self._pass_failed = True
             self.schedule.look_at(queue, time.monotonic())
             return requests
         self.schedule.looked(queue, stats.get('free', 0),
@@ -220,6 +275,7 @@ class Recovery:
                 # Left to the reverse path, which subscribes and claims.
                 LOG.exception('Route %s: cannot look at tenant %s queue %s',
                               self.route.name, queue.tenant, queue.name)
+                self._pass_failed = True
                 queue.subscribed = False
                 self.schedule.look_at(queue, time.monotonic())
                 return 1
@@ -264,25 +320,82 @@ class Recovery:
                           'sweep only', self.route.name)
 
     def _startup_pass(self):
-        """Subscribe every queue of the shard, a few at a time; then a
-        recovery sweep checks and looks at each."""
+        """Subscribe every queue of the shard, a few at a time, unless
+        this worker's record says it did so before; then a recovery sweep
+        checks and looks at each."""
         owned = list(self.schedule.owned)
+        digest = None
+        made = 0
         if self.canary is not None and self.route.canary_interval:
             self._subscribe_canary()
-        with concurrent.futures.ThreadPoolExecutor(
-                max_workers=self.route.startup_concurrency,
-                thread_name_prefix='startup') as pool:
-            made = sum(pool.map(
-                lambda q: self._look_retrying(q, 'create'), owned))
-        if self._stop.is_set():
-            return
+            digest = self.doorbell.digest((q.project, q.name) for q in owned)
+            made = 2
+        since = self._subscribed_before(digest)
+        if since is not None:
+            for queue in owned:
+                if queue.subscribed is None:
+                    queue.subscribed = True
+        else:
+            started = time.time()
+            self._pass_failed = False
+            with concurrent.futures.ThreadPoolExecutor(
+                    max_workers=self.route.startup_concurrency,
+                    thread_name_prefix='startup') as pool:
+                made += sum(pool.map(
+                    lambda q: self._look_retrying(q, 'create'), owned))
+            if self._stop.is_set():
+                return
+            if digest is not None and not self._pass_failed:
+                made += self._record_subscribed(digest, started)
         self.pass_requests = made
         self.pass_done_at = time.monotonic()
         LOG.info('Route %s: start-up pass done in %.1fs: the doorbell rings '
-                 'for the %d tenant queue(s) of this worker (%d requests)',
+                 'for the %d tenant queue(s) of this worker (%d requests%s)',
                  self.route.name, self.pass_done_at - self.started_at,
-                 len(owned), made)
+                 len(owned), made,
+                 '' if since is None else
+                 '; subscribed by this worker %.0fs ago, as its canary '
+                 'queue records: the first recovery sweep checks each'
+                 % since)
         self.request(STARTED)
+
+    def _subscribed_before(self, digest):
+        """Seconds since this worker made every subscription of
+        ``digest``, as its canary queue's metadata records (the same
+        queues, URL, secret and settings); None if it did not, or that
+        is more than half a subscription's ttl ago, or it can't tell."""
+        if digest is None:
+            return None
+        client = self.clients.for_project(self.canary.project)
+        try:
+            found = doorbell.recorded(client, self.canary.name)
+        except zaqar_client.TRANSIENT_ERRORS + \
+                zaqar_client.PERMANENT_ERRORS as exc:
+            LOG.warning('Route %s: cannot read the doorbell\'s canary queue '
+                        '%s (%s): subscribing every queue',
+                        self.route.name, self.canary.name,
+                        backoff.error_text(exc))
+            return None
+        if found is None or found['digest'] != digest:
+            return None
+        age = time.time() - found['at']
+        if not 0 <= age < doorbell.SUBSCRIPTION_TTL / 2:
+            return None
+        return age
+
+    def _record_subscribed(self, digest, at):
+        """Note in the canary queue that every subscription of ``digest``
+        was made (at ``at``); the requests that took."""
+        client = self.clients.for_project(self.canary.project)
+        try:
+            doorbell.record(client, self.canary.name, digest, at)
+        except zaqar_client.TRANSIENT_ERRORS + \
+                zaqar_client.PERMANENT_ERRORS as exc:
+            LOG.warning('Route %s: cannot note in the doorbell\'s canary '
+                        'queue %s that every queue is subscribed (%s): the '
+                        'next start subscribes them again', self.route.name,
+                        self.canary.name, backoff.error_text(exc))
+        return 1
 
     def _sweep(self, reasons):
         """Look at every queue of the shard, spread over

@@ -252,23 +252,6 @@ class Reverser:
             amqp_connection.keep_alive(self.connection)
             self._keep_alive_at = now + self._tick
 
-    def _subscribe(self, queue, client):
-        """Make sure the doorbell rings for this queue (once per worker;
-        the start-up pass does it for the queues known at start)."""
-        if not self.route.doorbell_port or queue.subscribed is not False:
-            return
-        try:
-            self.doorbell.subscribe(client, queue.name, queue.tenant)
-        except zaqar_client.AccessError:
-            raise   # not subscribed: tried again with the next claim
-        except zaqar_client.PERMANENT_ERRORS as exc:
-            # Polling still works: the sweep finds its messages, slowly.
-            LOG.error('Route %s: Zaqar refuses the doorbell subscription of '
-                      'tenant %s queue %s (%s); only the safety sweep will '
-                      'look at it', self.route.name, queue.tenant,
-                      queue.name, backoff.error_text(exc))
-        queue.subscribed = True
-
     def _drain(self, queue):
         now = time.monotonic()
         limit = queue.allowance(self.route.claim_limit, now)
@@ -278,8 +261,8 @@ class Reverser:
         rings = queue.rings
         try:
             client = self.clients.for_project(queue.project)
-            if queue.owned:
-                self._subscribe(queue, client)
+            if queue.owned and self.recovery is not None:
+                self.recovery.subscribe(queue, client)
             claim = client.queue(queue.name).claim(
                 ttl=self.route.claim_ttl, grace=60, limit=limit)
             messages = list(claim)
@@ -298,7 +281,9 @@ class Reverser:
             self.recovery.request('Zaqar was unreachable')
         self.zaqar.ok()
         if queue.canary:
-            self._drop_canaries(queue, messages, limit, rings)
+            for message in self.recovery.canaries_rang(queue, messages,
+                                                       limit, rings):
+                self._delete(queue, message)
             return
         if queue.swept:
             queue.swept = False
@@ -331,21 +316,6 @@ class Reverser:
             raise
         finally:
             self.metrics.in_flight(self.route.name, 0)
-
-    def _drop_canaries(self, queue, messages, limit, rings):
-        """A canary's ring came: its message has done its job."""
-        now = time.monotonic()
-        if not messages:
-            self.schedule.empty(queue, now, rings)
-            return
-        self.schedule.got(queue, len(messages), now, limit, rings)
-        for message in messages:
-            if isinstance(message.body, dict) and \
-                    'bridge_canary' not in message.body:
-                LOG.warning('Route %s: deleting message %s from the '
-                            'doorbell\'s canary queue %s: not a canary',
-                            self.route.name, message.id, queue.name)
-            self._delete(queue, message)
 
     def _zaqar_failed(self, queue, exc):
         self.schedule.retry_in(queue, self.zaqar.failed(exc),

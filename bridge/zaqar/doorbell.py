@@ -48,6 +48,7 @@ from wsgiref import simple_server
 
 from oslo_log import log
 from zaqarclient.queues.v2 import core as zcore
+from zaqarclient.transport import errors as zerrors
 
 LOG = log.getLogger(__name__)
 
@@ -70,6 +71,9 @@ FEW_RETRIES = {'retries_with_no_delay': 0, 'minimum_delay_retries': 0,
 MAX_BODY = 512 * 1024
 # Subscriptions listed in one request (Zaqar's max_subscriptions_per_page).
 LIST_LIMIT = 20
+# The metadata key, in a worker's canary queue, of the record of the
+# subscriptions it made (:func:`record`).
+RECORD_KEY = 'bridge_subscribed'
 
 
 class RingRefused(ValueError):
@@ -156,6 +160,52 @@ def subscribe(client, queue, url, tenant, key, check=True):
     return 'updated'
 
 
+def shard_digest(url, key, queues):
+    """What a worker's subscriptions are: a digest of the URL rung, the
+    subscription's settings and the (project, queue) pairs ``queues``
+    (any order), so that a record of it tells a restarted worker whether
+    it made exactly these subscriptions (bridge/flows/recovery.py)."""
+    digest = hashlib.sha256(json.dumps(
+        [url, hashlib.sha256(key).hexdigest(), SUBSCRIPTION_TTL,
+         FEW_RETRIES], sort_keys=True).encode('utf-8'))
+    for project, queue in sorted(queues):
+        digest.update(b'\0%s\0%s' % (project.encode('utf-8'),
+                                      queue.encode('utf-8')))
+    return digest.hexdigest()
+
+
+def recorded(client, queue):
+    """The record :func:`record` left in ``queue``'s metadata: {"digest",
+    "at" (wall-clock seconds)}, or None.  Raises zaqarclient's errors,
+    but none for a queue that doesn't exist."""
+    req, trans = client._request_and_transport()
+    try:
+        metadata = zcore.queue_get(trans, req, queue)
+    except zerrors.ResourceNotFound:
+        return None
+    found = (metadata or {}).get(RECORD_KEY)
+    if not isinstance(found, dict) or not isinstance(
+            found.get('digest'), str) or not isinstance(
+            found.get('at'), (int, float)):
+        return None
+    return found
+
+
+def record(client, queue, digest, at):
+    """Note in ``queue``'s metadata (one request; two when ``queue``
+    doesn't exist yet) that the subscriptions of ``digest``
+    (:func:`shard_digest`) were all made at ``at``."""
+    value = {'digest': digest, 'at': at}
+    req, trans = client._request_and_transport()
+    try:
+        zcore.queue_update(trans, req, queue, [
+            {'op': 'add', 'path': '/metadata/%s' % RECORD_KEY,
+             'value': value}])
+    except zerrors.ResourceNotFound:
+        req, trans = client._request_and_transport()
+        zcore.queue_create(trans, req, queue, metadata={RECORD_KEY: value})
+
+
 class _Server(socketserver.ThreadingMixIn, simple_server.WSGIServer):
     # Zaqar's notifier rings from up to max_notifier_workers threads per
     # zaqar-server process: a ring must not wait for another, nor find
@@ -225,6 +275,11 @@ class Doorbell:
 
     def subscribe(self, client, queue, tenant, check=True):
         return subscribe(client, queue, self.url, tenant, self.key, check)
+
+    def digest(self, queues):
+        """:func:`shard_digest` of this doorbell's subscriptions to
+        ``queues`` ((project, queue) pairs)."""
+        return shard_digest(self.url, self.key, queues)
 
     def app(self, environ, start_response):
         if environ['REQUEST_METHOD'] != 'POST':

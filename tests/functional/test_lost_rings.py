@@ -1,5 +1,6 @@
 """Doorbell rings lost for real, and what finds their messages anyway
-(bridge/flows/recovery.py): the canary, and the start-up pass."""
+(bridge/flows/recovery.py): the canary, and the start-up pass (and what
+a restart skips)."""
 
 import pytest
 
@@ -66,6 +67,61 @@ def test_start_up_sweep_finds_what_was_posted_while_down(
         bridgeutil.wait_until(lambda: conductor.calls,
                               what='the heartbeat found at start-up')
         assert bridgeutil.heartbeats_seen(conductor) == [7]
+    finally:
+        assert daemon.stop() == 0
+        bridgeutil.delete_queues(rabbit, config)
+
+
+def test_restart_skips_known_subscriptions_and_remakes_a_lost_one(
+        tmp_path, rabbit, zaqar, names, conductor):
+    # A working doorbell (its own port) with a canary, whose queue keeps
+    # the record of what the worker subscribed.
+    port = servers.free_port()
+    config = bridgeutil.write_config(tmp_path / 'bridge.conf', rabbit, zaqar,
+                                     [('conductor', '''
+        direction = to_amqp
+        exchange = %s
+        zaqar_queue = %s
+        tenants = %s, %s
+        allowed_methods = heartbeat
+        doorbell_port = %d
+        sweep_interval = 100000
+        canary_interval = 3600
+        recovery_sweep_time = 1
+        workers = 1
+        ''' % (names.exchange, names.conductor, names.tenant_a,
+               names.tenant_b, port))])
+    daemon = bridgeutil.Daemon(config, tmp_path / 'first.log').start(1)
+    try:
+        bridgeutil.doorbell_started(daemon, 1)
+        assert 'subscribed by this worker' not in daemon.log()
+    finally:
+        assert daemon.stop() == 0
+    # While the bridge is down, Zaqar loses one subscription, and a
+    # message comes to that queue: nothing rings for it.
+    queue = zaqar.client(names.tenant_b).queue(names.conductor)
+    for sub in queue.subscriptions():
+        sub.delete()
+    bridgeutil.post(zaqar, names.tenant_b, names.conductor,
+                    bridgeutil.heartbeat(1)['body'])
+    daemon = bridgeutil.Daemon(config, tmp_path / 'second.log').start(1)
+    try:
+        bridgeutil.doorbell_started(daemon, 1)
+        # The record matched: no create at start...
+        assert 'subscribed by this worker' in daemon.log()
+        # ...yet the start-up sweep made the lost one again and found the
+        # message posted while it was missing,
+        bridgeutil.wait_until(lambda: conductor.calls,
+                              what='the heartbeat found by the sweep')
+        assert bridgeutil.heartbeats_seen(conductor) == [1]
+        assert len(list(queue.subscriptions())) == 1
+        # and the doorbell rings for that queue again (the safety sweep
+        # never comes round; the canary does not run again for an hour).
+        bridgeutil.post(zaqar, names.tenant_b, names.conductor,
+                        bridgeutil.heartbeat(2)['body'])
+        bridgeutil.wait_until(
+            lambda: bridgeutil.heartbeats_seen(conductor) == [1, 2],
+            what='the ring of the subscription made again')
     finally:
         assert daemon.stop() == 0
         bridgeutil.delete_queues(rabbit, config)
