@@ -75,10 +75,12 @@ def test_start_up_sweep_finds_what_was_posted_while_down(
 def test_restart_skips_known_subscriptions_and_remakes_a_lost_one(
         tmp_path, rabbit, zaqar, names, conductor):
     # A working doorbell (its own port) with a canary, whose queue keeps
-    # the record of what the worker subscribed.
+    # the record of what the worker subscribed.  A route name of its own:
+    # its canary queue is not shared with the other tests' routes (the
+    # dead subscribers left there would tie up Zaqar's notifier).
     port = servers.free_port()
     config = bridgeutil.write_config(tmp_path / 'bridge.conf', rabbit, zaqar,
-                                     [('conductor', '''
+                                     [('restarted', '''
         direction = to_amqp
         exchange = %s
         zaqar_queue = %s
