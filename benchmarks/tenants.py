@@ -1195,6 +1195,12 @@ def report(args, zaqar, results):
                   s['seconds_to_idle'], s['seconds_to_connected'],
                   s['first_pass_seconds'], s['requests'],
                   kinds_text(s['requests_by_kind'], '%d')))
+        for when, c in (('start-up', s), ('restart', r.get('restart'))):
+            if c and 'cpu_s' in c:
+                print('  CPU s from launch to the end of the %s\'s pass: %s '
+                      '(%.0f %% of 2 cores)' % (when, ', '.join(
+                          '%s %.1f' % kv for kv in sorted(c['cpu_s'].items())),
+                          100.0 * c['cpu_busy_of_2_cores']))
         if 'seconds_to_looked_at' in s:
             print('  every queue looked at (a claim, or its stats) after '
                   '%.1f s, %d requests' % (s['seconds_to_looked_at'],
