@@ -6,6 +6,7 @@ import json
 import logging
 
 import pytest
+from zaqarclient.transport import errors as zerrors
 
 from bridge.zaqar import doorbell
 from tests.fixtures import web
@@ -195,3 +196,73 @@ def test_create_only_is_one_request(monkeypatch):
     assert doorbell.subscribe(fake, 'q', URL, 't1', key,
                               check=False) == 'created'
     assert fake.calls == ['subscription_create']
+
+
+def test_shard_digest_is_the_same_set_of_queues_and_settings():
+    key = doorbell.key('s3cret')
+    pairs = [('t1', 'q'), ('t2', 'q'), ('t3', 'r')]
+    same = doorbell.shard_digest(URL, key, reversed(pairs))
+    assert doorbell.shard_digest(URL, key, pairs) == same
+    for other in (doorbell.shard_digest(URL, key, pairs[:2]),
+                  doorbell.shard_digest(URL, key, pairs + [('t4', 'q')]),
+                  doorbell.shard_digest(URL, key, [('t1', 'q'), ('t2', 'q'),
+                                                   ('t3', 'q')]),
+                  doorbell.shard_digest('http://127.0.0.1:8/', key, pairs),
+                  doorbell.shard_digest(URL, doorbell.key('other'), pairs)):
+        assert other != same
+    # A pair is not the concatenation of its parts.
+    assert doorbell.shard_digest(URL, key, [('t1', 'q1')]) != \
+        doorbell.shard_digest(URL, key, [('t1q', '1')])
+
+
+class FakeQueues:
+    """zaqarclient's queue get/update/create, on one queue's metadata
+    (None: the queue does not exist)."""
+
+    def __init__(self, monkeypatch, metadata):
+        self.metadata = metadata
+        self.calls = []
+        monkeypatch.setattr(doorbell.zcore, 'queue_get', self.get)
+        monkeypatch.setattr(doorbell.zcore, 'queue_update', self.update)
+        monkeypatch.setattr(doorbell.zcore, 'queue_create', self.create)
+
+    def _request_and_transport(self):
+        return None, None
+
+    def get(self, trans, req, queue):
+        self.calls.append('get')
+        if self.metadata is None:
+            raise zerrors.ResourceNotFound()
+        return dict(self.metadata)
+
+    def update(self, trans, req, queue, ops):
+        self.calls.append('update')
+        if self.metadata is None:
+            raise zerrors.ResourceNotFound()
+        for op in ops:
+            assert op['op'] == 'add'
+            self.metadata[op['path'].split('/')[-1]] = op['value']
+
+    def create(self, trans, req, queue, metadata=None):
+        self.calls.append('create')
+        self.metadata = dict(metadata)
+
+
+def test_record_then_recorded(monkeypatch):
+    fake = FakeQueues(monkeypatch, None)
+    assert doorbell.recorded(fake, 'canary') is None
+    doorbell.record(fake, 'canary', 'abc', 12.5)      # no queue yet
+    assert doorbell.recorded(fake, 'canary') == {'digest': 'abc',
+                                                 'at': 12.5}
+    doorbell.record(fake, 'canary', 'def', 13)        # replaced
+    assert doorbell.recorded(fake, 'canary') == {'digest': 'def', 'at': 13}
+    assert fake.calls == ['get', 'update', 'create', 'get', 'update', 'get']
+
+
+@pytest.mark.parametrize('value', [
+    None, 'abc', {'digest': 'abc'}, {'digest': 1, 'at': 2},
+    {'digest': 'abc', 'at': 'yesterday'}])
+def test_a_malformed_record_is_none(monkeypatch, value):
+    fake = FakeQueues(monkeypatch, {doorbell.RECORD_KEY: value,
+                                    '_default_message_ttl': 3600})
+    assert doorbell.recorded(fake, 'canary') is None
