@@ -41,6 +41,9 @@ class Client(zaqar_http.Client):
     def __init__(self, *args, shared=None, **kwargs):
         super().__init__(*args, **kwargs)
         self._shared = shared
+        if shared is not None:
+            self._no_proxy = shared._no_proxy
+            self._direct_conns = shared._direct_conns
 
     def _get_transport(self, request):
         if self._shared is not None:
