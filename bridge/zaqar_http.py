@@ -6,7 +6,8 @@ reused, and:
 
 * gives every request a timeout (zaqarclient sends with none, and a hung
   server would hang the caller with it);
-* keeps ``pool_size`` connections open per host (None: requests' default);
+* keeps ``pool_size`` connections open per host (None: requests' default)
+  for zaqarclient's requests (post_json keeps one per thread);
 * drops the session's token on a 401 (revoked or expired early), so the
   next request authenticates again;
 * never PUTs a queue before using it (Zaqar v2 creates queues on first
