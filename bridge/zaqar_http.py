@@ -6,15 +6,18 @@ reused, and:
 
 * gives every request a timeout (zaqarclient sends with none, and a hung
   server would hang the caller with it);
-* keeps ``pool_size`` connections open per host (None: requests' default);
+* keeps ``pool_size`` connections open per host (None: requests' default)
+  for zaqarclient's requests (post_json keeps one per thread);
 * drops the session's token on a 401 (revoked or expired early), so the
   next request authenticates again;
 * never PUTs a queue before using it (Zaqar v2 creates queues on first
   post);
 * posts messages already serialised (:meth:`Client.post_json`): the
   request ``queue(name).post(messages)`` sends, without zaqarclient's and
-  requests' per-call work (see there); subscribes the same way
-  (:meth:`Client.create_subscription`, the doorbell's start-up pass).
+  requests' per-call work (see there); to a plain ``http://`` endpoint
+  they go over one keep-alive ``http.client`` connection per thread;
+  subscribes the same way (:meth:`Client.create_subscription`, the
+  doorbell's start-up pass).
 
 The bridge's Zaqar adapter (bridge/zaqar/client.py) and the guest driver
 (bridge/drivers/zaqar/transport.py) both build on it; it imports nothing
@@ -22,20 +25,32 @@ of either.
 """
 
 import functools
+import http.client
 import json
+import socket
 import threading
 from urllib import parse
 
 import requests
 from requests import adapters
 from requests import utils as requests_utils
-from urllib3 import exceptions as urllib3_exc
 from zaqarclient.queues.v2 import client as zclient
 from zaqarclient.transport import errors as zerrors
+
+# A kept-alive connection the server closed while it was idle.
+_STALE = (http.client.RemoteDisconnected, ConnectionResetError,
+          BrokenPipeError)
 
 # Errors that mean "this request can never succeed as it is".
 PERMANENT_ERRORS = (zerrors.MalformedRequest, zerrors.ForbiddenError,
                     zerrors.ResourceNotFound, zerrors.ConflictError)
+
+
+class _Connections(threading.local):
+    """One thread's keep-alive connections, per host:port."""
+
+    def __init__(self):
+        self.by_netloc = {}
 
 
 class Client(zclient.Client):
@@ -48,7 +63,11 @@ class Client(zclient.Client):
         self._pool_size = pool_size
         self._transport = None
         self._lock = threading.Lock()
-        self._no_proxy = {}   # endpoint -> no proxy applies (post_json)
+        # post_json's direct path: which endpoints no proxy applies to,
+        # and each thread's connections.  A client that shares another's
+        # transport shares these too (bridge/zaqar/client.py).
+        self._no_proxy = {}   # endpoint -> no proxy applies
+        self._direct_conns = _Connections()
 
     def _get_transport(self, request):
         with self._lock:
@@ -88,10 +107,11 @@ class Client(zclient.Client):
         (headers, authentication, timeout, errors), without zaqarclient's
         work per call (a Request, a stevedore look-up of the API schema,
         ``json.dumps`` of the whole batch) and, to a plain ``http://``
-        endpoint with no proxy, without requests' either (environment,
-        cookies, a Response): the body goes straight to the connection pool
-        of the reused session (urllib3).  Errors: zaqarclient's for an HTTP
-        error status, requests' for the network (as with ``post``).
+        endpoint with no proxy, without requests' and urllib3's either
+        (environment, cookies, pool, retries, a Response): the body goes
+        over this thread's keep-alive ``http.client`` connection to the
+        endpoint (:meth:`_post_direct`).  Errors: zaqarclient's for an
+        HTTP error status, requests' for the network (as with ``post``).
         """
         return self._post('/queues/%s/messages' % parse.quote(
             queue_name, safe=''), data)[0]
@@ -117,16 +137,16 @@ class Client(zclient.Client):
                             path)
         if isinstance(data, str):
             data = data.encode('utf-8')
-        http = trans.client
-        headers = dict(http.session.headers)
+        client = trans.client
+        headers = dict(client.session.headers)
         headers.update(req.headers)
         headers['content-type'] = 'application/json'
-        if self._direct(http.session, req.endpoint, url):
-            status, text = self._urlopen(http.session, url, headers, data)
+        if self._direct(client.session, req.endpoint, url):
+            status, text = self._post_direct(url, headers, data)
         else:
             verify = (req.cert or True) if req.verify else False
-            resp = http.request('POST', url=url, headers=headers, data=data,
-                                verify=verify)
+            resp = client.request('POST', url=url, headers=headers,
+                                  data=data, verify=verify)
             status, text = resp.status_code, resp.text
         if 200 <= status < 300:
             return status, text
@@ -150,7 +170,7 @@ class Client(zclient.Client):
         raise error(**details)
 
     def _direct(self, session, endpoint, url):
-        """Can ``url`` go to the session's urllib3 pool as it is?"""
+        """Can ``url`` be posted to directly (:meth:`_post_direct`)?"""
         if not url.startswith('http://') or session.proxies:
             return False
         direct = self._no_proxy.get(endpoint)
@@ -160,21 +180,44 @@ class Client(zclient.Client):
             self._no_proxy[endpoint] = direct
         return direct
 
-    def _urlopen(self, session, url, headers, data):
-        pool = session.get_adapter(url).poolmanager.connection_from_url(url)
-        try:
-            resp = pool.urlopen(
-                'POST', parse.urlsplit(url).path, body=data, headers=headers,
-                retries=False, redirect=False, preload_content=True,
-                timeout=(self._timeout if self._timeout is not None
-                         else pool.timeout))
-        except urllib3_exc.NewConnectionError as exc:   # a TimeoutError
-            raise requests.exceptions.ConnectionError(exc)
-        except urllib3_exc.TimeoutError as exc:
-            raise requests.exceptions.Timeout(exc)
-        except urllib3_exc.HTTPError as exc:
-            raise requests.exceptions.ConnectionError(exc)
-        return resp.status, resp.data.decode('utf-8', 'replace')
+    def _post_direct(self, url, headers, data):
+        """POST ``data`` to ``url`` (http://) on this thread's connection.
+
+        The connection is kept open between posts (a server that closes
+        it, e.g. gunicorn's sync workers, makes http.client reconnect on
+        the next one).  A kept connection the server closed meanwhile
+        fails at once; the post is then sent again once, on a new
+        connection (at most a duplicate, as any retried post).
+        """
+        split = parse.urlsplit(url)
+        conns = self._direct_conns.by_netloc
+        conn = conns.get(split.netloc)
+        if conn is None:
+            conn = conns[split.netloc] = http.client.HTTPConnection(
+                split.hostname, split.port, timeout=(
+                    socket._GLOBAL_DEFAULT_TIMEOUT if self._timeout is None
+                    else self._timeout))
+        headers.pop('Accept-Encoding', None)  # http.client decodes none
+        path = split.path
+        kept = conn.sock is not None
+        while True:
+            try:
+                conn.request('POST', path, body=data, headers=headers)
+                resp = conn.getresponse()
+                text = resp.read()
+            except _STALE as exc:
+                conn.close()
+                if kept:
+                    kept = False
+                    continue
+                raise requests.exceptions.ConnectionError(exc)
+            except TimeoutError as exc:      # socket.timeout
+                conn.close()
+                raise requests.exceptions.Timeout(exc)
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                raise requests.exceptions.ConnectionError(exc)
+            return resp.status, text.decode('utf-8', 'replace')
 
     def queue(self, ref, **kwargs):
         kwargs.setdefault('auto_create', False)

@@ -6,8 +6,9 @@ timeout before and after every frame: a message (three frames) costs a
 dozen system calls.  :class:`BufferedTCPTransport` receives up to
 :data:`CHUNK` bytes at a time and cuts frames out of its buffer;
 :class:`Connection` reads a frame that is already buffered without
-touching the socket.  With a prefetch of many messages, a burst is then
-one ``recv`` for dozens of messages.  TLS connections keep py-amqp's own
+touching the socket (:meth:`BufferedTCPTransport.buffered_frame`).
+With a prefetch of many messages, a burst is then one ``recv`` for
+dozens of messages.  TLS connections keep py-amqp's own
 transport.
 
 Only py-amqp's frame reading changes (``read_frame``, and
@@ -30,6 +31,7 @@ from kombu.transport import pyamqp
 CHUNK = 65536
 FRAME_END = 206
 _HEADER = struct.Struct('>BHI')     # type, channel, size
+_HEADER_SIZE = _HEADER.size
 # Errors after which py-amqp still takes the socket for connected.
 _UNAVAIL = amqp_transport._UNAVAIL
 
@@ -46,13 +48,25 @@ class BufferedTCPTransport(amqp_transport.TCPTransport):
         """Bytes received and not yet read as frames."""
         return len(self._buffer) - self._start
 
-    def frame_ready(self):
-        """Is a whole frame buffered (read_frame won't touch the socket)?"""
-        have = len(self._buffer) - self._start
-        if have < _HEADER.size:
-            return False
-        size = _HEADER.unpack_from(self._buffer, self._start)[2]
-        return have >= _HEADER.size + size + 1
+    def buffered_frame(self):
+        """(frame type, channel, payload) of the next frame if it is
+        whole in the buffer (taken out of it), else None; no socket."""
+        buffer = self._buffer
+        start = self._start
+        have = len(buffer) - start
+        if have < _HEADER_SIZE:
+            return None
+        frame_type, channel, size = _HEADER.unpack_from(buffer, start)
+        if have <= _HEADER_SIZE + size:
+            return None
+        start += _HEADER_SIZE
+        end = start + size
+        self._start = end + 1
+        if buffer[end] != FRAME_END:
+            raise amqp_exc.UnexpectedFrame(
+                'Received frame_end %#04x while expecting 0xce'
+                % buffer[end])
+        return frame_type, channel, bytes(buffer[start:end])
 
     def _fill(self, n, initial=False, _retry=(errno.EAGAIN, errno.EINTR)):
         """Receive until at least ``n`` unread bytes are buffered."""
@@ -88,14 +102,7 @@ class BufferedTCPTransport(amqp_transport.TCPTransport):
             if exc.errno not in _UNAVAIL:
                 self.connected = False
             raise
-        start = self._start + _HEADER.size
-        payload = bytes(self._buffer[start:start + size])
-        frame_end = self._buffer[start + size]
-        self._start = start + size + 1
-        if frame_end != FRAME_END:
-            raise amqp_exc.UnexpectedFrame(
-                'Received frame_end %#04x while expecting 0xce' % frame_end)
-        return frame_type, channel, payload
+        return self.buffered_frame()
 
 
 class Connection(pyamqp.Connection):
@@ -114,9 +121,10 @@ class Connection(pyamqp.Connection):
             **kwargs)
 
     def blocking_read(self, timeout=None):
-        ready = getattr(self.transport, 'frame_ready', None)
-        if ready is not None and ready():
-            return self.on_inbound_frame(self.transport.read_frame())
+        buffered = getattr(self.transport, 'buffered_frame', None)
+        frame = buffered() if buffered is not None else None
+        if frame is not None:
+            return self.on_inbound_frame(frame)
         return super().blocking_read(timeout)
 
 

@@ -16,6 +16,9 @@ from bridge import wire
 
 # Room kept for the {"messages": [...]} wrapper and the ttl of one message.
 POST_OVERHEAD = 64
+# The lowest [zaqar] max_messages_post_size can be set to (its min): a
+# message this much smaller fits whatever is configured.
+SMALLEST_POST_SIZE = 1024
 # Zaqar's smallest message TTL; an answer nobody reads within it is stale.
 REPLY_TTL = 60
 
@@ -117,6 +120,8 @@ def translate(route, conf, project_of, body, exchange, routing_key,
 
 
 def _checked(conf, out):
+    if out.size <= SMALLEST_POST_SIZE - POST_OVERHEAD:
+        return out      # fits any limit: the option need not be read
     limit = conf.zaqar.max_messages_post_size - POST_OVERHEAD
     if out.size > limit:
         raise Reject('message is %d bytes once wrapped; Zaqar takes at most '

@@ -41,19 +41,14 @@ class Client(zaqar_http.Client):
     def __init__(self, *args, shared=None, **kwargs):
         super().__init__(*args, **kwargs)
         self._shared = shared
+        if shared is not None:
+            self._no_proxy = shared._no_proxy
+            self._direct_conns = shared._direct_conns
 
     def _get_transport(self, request):
         if self._shared is not None:
             return self._shared._get_transport(request)
         return super()._get_transport(request)
-
-    def _direct(self, session, endpoint, url):
-        # The owner of the transport keeps what the environment says about
-        # proxies: a noauth client is made per use, and reading the
-        # environment again per request cost a fifth of a subscribe.
-        if self._shared is not None:
-            return self._shared._direct(session, endpoint, url)
-        return super()._direct(session, endpoint, url)
 
     def _send(self, send, request):
         # The transport may be shared: a 401 drops the token of the

@@ -7,6 +7,7 @@ from bridge import naming
 from bridge.reject import Reject
 from bridge import tokens
 from bridge.translate import to_zaqar
+from bridge.zaqar import options
 from tests.unit import confutil
 from tests.unit.confutil import fwd
 from tests.unit.confutil import oslo_body
@@ -312,3 +313,17 @@ def test_reply_to_guest_call(setup):
     with pytest.raises(Reject, match='signature'):
         to_zaqar.translate_reply(route, conf, lambda t: t, oslo_body(
             result='ok', _msg_id=tok + 'x'), '', 'x')
+
+
+def test_smallest_post_size_is_the_options_minimum(setup):
+    opt, = [o for o in options.OPTS if o.dest == 'max_messages_post_size']
+    assert opt.type.min == to_zaqar.SMALLEST_POST_SIZE
+
+
+def test_forward_message_too_large_for_a_small_limit(setup):
+    conf, _ = setup
+    conf.set_override('max_messages_post_size', to_zaqar.SMALLEST_POST_SIZE,
+                      group='zaqar')
+    with pytest.raises(Reject, match='max_messages_post_size'):
+        fwd(setup, oslo_body(method='m', args={'x': 'y' * 1000},
+                             _unique_id='u', _context_project_id='t'))

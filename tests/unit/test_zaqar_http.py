@@ -138,3 +138,59 @@ def test_shared_clients_read_the_proxy_environment_once(stub, monkeypatch):
         client.create_subscription('q', {'subscriber': 'http://x/'})
     assert len(reads) == 1
     assert [s[2]['X-Project-Id'] for s in Stub.seen] == ['t1', 't2', 't3']
+
+
+class KeepAlive(Stub):
+    """An HTTP/1.1 stub: keeps the connection open unless ``close_after``
+    says to drop it (without telling) after that many requests."""
+
+    protocol_version = 'HTTP/1.1'
+    close_after = None
+    peers = []        # the client's address of each request
+
+    def do_POST(self):
+        self.peers.append(self.client_address)
+        super().do_POST()
+        if self.close_after is not None and len(self.peers) >= \
+                self.close_after:
+            self.close_connection = True
+
+
+@pytest.fixture
+def keep_alive():
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), KeepAlive)
+    KeepAlive.answers, KeepAlive.seen, KeepAlive.peers = [], [], []
+    KeepAlive.close_after = None
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield 'http://127.0.0.1:%d' % server.server_port
+    server.shutdown()
+    server.server_close()
+
+
+def test_post_json_keeps_one_connection_for_all_clients(keep_alive):
+    KeepAlive.answers = [(201, {'resources': []})] * 3
+    shared = zaqar_client.noauth_client(keep_alive, 'a')
+    for project in ('a', 'b', 'c'):
+        client = zaqar_client.noauth_client(keep_alive, project,
+                                            shared=shared)
+        assert client.post_json('q', '{"messages": []}') == 201
+    assert len(KeepAlive.peers) == 3
+    assert len(set(KeepAlive.peers)) == 1
+    assert [h['X-Project-Id'] for _, _, h, _ in KeepAlive.seen] == \
+        ['a', 'b', 'c']
+
+
+def test_post_json_sends_again_when_a_kept_connection_was_closed(
+        keep_alive):
+    # The server drops the connection after the first answer, without a
+    # "Connection: close": the second post finds it closed and goes again
+    # on a new one, once.
+    KeepAlive.close_after = 1
+    KeepAlive.answers = [(201, {'resources': []})] * 2
+    client = zaqar_client.noauth_client(keep_alive, 't')
+    assert client.post_json('q', '{"messages": [1]}') == 201
+    assert client.post_json('q', '{"messages": [2]}') == 201
+    assert [b for _, _, _, b in KeepAlive.seen] == [
+        b'{"messages": [1]}', b'{"messages": [2]}']
+    assert len(set(KeepAlive.peers)) == 2
