@@ -54,6 +54,8 @@ GOAL_TAIL = 2.0         # p99 <= this x p50
 GOAL_FIRST = 2.0        # first call after idle <= this x steady p50
 GOAL_IDLE = 0.1         # an idle guest's Zaqar requests/s
 PAYLOAD = 'x' * 100
+# Where a zaqar:// guest logs at debug level (--bridge-debug: the temp dir).
+GUEST_LOG_ENV = 'BENCH_GUEST_LOG_DIR'
 
 
 def parse_args(argv=None):
@@ -93,8 +95,9 @@ def parse_args(argv=None):
                         'are counted; 0 skips (default 300)')
     p.add_argument('--bridge-debug', action='store_true',
                    help='run the daemon with debug = true (one log line '
-                        'per message, with timestamps; slower) and keep '
-                        'the temp dir')
+                        'per message, with timestamps; slower), log guest '
+                        'b\'s driver at debug level into guest-b.log, and '
+                        'keep the temp dir')
     common.add_run_options(
         p, 'use the bridge package of this checkout (daemon and guest '
            'driver) instead of the installed one')
@@ -128,6 +131,13 @@ def _serve(url, target_kwargs, ready, stop, errors):
     """An oslo.messaging RPCServer (rabbit:// or zaqar://) until ``stop``."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     logging.getLogger('amqp').setLevel(logging.ERROR)
+    log_dir = os.environ.get(GUEST_LOG_ENV)
+    if log_dir and url.startswith('zaqar:'):
+        # --bridge-debug: the guest's side of each call, with timestamps.
+        logging.basicConfig(
+            filename=os.path.join(log_dir, '%s.log' % target_kwargs['server']),
+            level=logging.DEBUG, format='%(asctime)s.%(msecs)03d %(process)d '
+            '%(levelname)s %(name)s %(message)s', datefmt='%Y-%m-%d %H:%M:%S')
     try:
         import oslo_messaging
         transport = oslo_messaging.get_rpc_transport(oslo_conf(), url=url)
@@ -622,6 +632,9 @@ def main(argv=None):
     with common.workspace('bench-rpc-', args.keep or args.bridge_debug) \
             as workdir, \
             common.redis_dbs() as dbids:
+        if args.bridge_debug:
+            # Spawned guests inherit the environment.
+            os.environ[GUEST_LOG_ENV] = str(workdir)
         zaqar, out = run(args, workdir, dbids)
         report(args, zaqar, out)
     return 0

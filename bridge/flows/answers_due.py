@@ -53,16 +53,26 @@ class Due:
 
     Pure timing; bridge/flows/schedule.py asks it.  A hint makes the queue
     due at the *expected* moment (the learnt delay from a hint to the
-    answer found, minus a step); each look that finds nothing sets the
-    next one a growing step later, until ``window`` seconds (``[rpc]
+    answer, minus a step); each look that finds nothing sets the next one
+    a growing step later, until ``window`` seconds (``[rpc]
     answer_due_window``) after the last hint; each look that finds
     answers counts them off.  A window of 0 ignores hints.
+
+    A look only shows that the answer came before it started, so what is
+    learnt is when the answer came, not when it was found: between the
+    start of the last empty look and the start of the look that found it
+    (their middle); when the first look finds it, it may have come long
+    before: a step before that look.  (Learning when answers were found
+    would never learn that they come sooner: a late look always finds
+    them, later still.)
     """
 
     def __init__(self, window):
         self.window = window
         self.expected = EXPECTED_FIRST
-        self._due = {}   # queue -> [answers due, hinted at, until, step]
+        # queue -> [answers due, hinted at, until, step, start of the last
+        # empty look since then or None]
+        self._due = {}
 
     def __contains__(self, queue):
         return queue in self._due
@@ -75,31 +85,41 @@ class Due:
         until = now + self.window
         state = self._due.get(queue)
         if state is None:
-            self._due[queue] = state = [0, now, until, STEP_FIRST]
+            self._due[queue] = state = [0, now, until, STEP_FIRST, None]
         state[0] += 1
         state[2] = max(state[2], until)
         return now + max(0.0, self.expected - STEP_FIRST)
 
-    def found(self, queue, count, now):
-        """A look found ``count`` messages: True while answers stay due."""
+    def found(self, queue, count, now, started=None):
+        """A look that started at ``started`` (default: ``now``) found
+        ``count`` messages: True while answers stay due."""
         state = self._due.get(queue)
         if state is None:
             return False
+        started = now if started is None else started
         if count:
-            delay = now - state[1]
+            if state[4] is None:   # the first look found it
+                came = started - STEP_FIRST
+            else:
+                came = (state[4] + started) / 2
+            delay = max(0.0, came - state[1])
             self.expected += LEARNING * (delay - self.expected)
             state[0] -= count
             state[1] = now
             state[3] = STEP_FIRST
+            state[4] = None
+        elif started >= state[1]:
+            state[4] = started
         if state[0] <= 0 or now >= state[2]:
             del self._due[queue]
             return False
         return True
 
-    def next_look(self, queue, now):
-        """After an empty look: when to look again, or None (no answer is
-        due there any more; the doorbell or the poll decides)."""
-        if not self.found(queue, 0, now):
+    def next_look(self, queue, now, started=None):
+        """After an empty look (that started at ``started``): when to look
+        again, or None (no answer is due there any more; the doorbell or
+        the poll decides)."""
+        if not self.found(queue, 0, now, started):
             return None
         state = self._due[queue]
         step = state[3]

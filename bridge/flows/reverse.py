@@ -263,6 +263,7 @@ class Reverser:
             client = self.clients.for_project(queue.project)
             if queue.owned and self.recovery is not None:
                 self.recovery.subscribe(queue, client)
+            started = time.monotonic()
             claim = client.queue(queue.name).claim(
                 ttl=self.route.claim_ttl, grace=60, limit=limit)
             messages = list(claim)
@@ -293,10 +294,11 @@ class Reverser:
                          self.route.name, queue.tenant, queue.name)
                 queue.subscribed = False
         if not messages:
-            self.schedule.empty(queue, time.monotonic(), rings)
+            self.schedule.empty(queue, time.monotonic(), rings,
+                                started=started)
             return
         self.schedule.got(queue, len(messages), time.monotonic(), limit,
-                          rings)
+                          rings, started=started)
         self.metrics.in_flight(self.route.name, len(messages))
         handled = 0
         try:

@@ -141,16 +141,17 @@ class Schedule:
                 wake = min(wake, self.next_sweep)
         return max(0.0, min(wake - now, 1.0))
 
-    def got(self, queue, count, now, limit=None, rings=None):
-        """``count`` messages were claimed from ``queue``.
+    def got(self, queue, count, now, limit=None, rings=None, started=None):
+        """``count`` messages were claimed from ``queue`` (by a claim sent
+        at ``started``).
 
         ``limit`` is how many the claim asked for and ``rings`` is
         ``queue.rings`` from before it: a short claim with no ring since
         and none unanswered leaves the queue to the doorbell.
         """
         with self._lock:
-            due = queue in self.answers and self.answers.found(queue, count,
-                                                               now)
+            due = queue in self.answers and self.answers.found(
+                queue, count, now, started)
             if queue.rate:
                 queue.tokens -= count
             queue.idle = MIN_POLL
@@ -166,8 +167,8 @@ class Schedule:
                 queue.next_poll = min(queue.next_poll,
                                       self.answers.next_look(queue, now))
 
-    def empty(self, queue, now, rings=None):
-        """A claim found ``queue`` empty.
+    def empty(self, queue, now, rings=None, started=None):
+        """A claim (sent at ``started``) found ``queue`` empty.
 
         ``rings`` is ``queue.rings`` from before that claim: a ring since
         then may be for a message the claim just missed, so look again.
@@ -175,7 +176,7 @@ class Schedule:
         with self._lock:
             self._empty(queue, now, rings)
             if queue in self.answers:
-                look = self.answers.next_look(queue, now)
+                look = self.answers.next_look(queue, now, started)
                 if look is not None:
                     queue.next_poll = min(queue.next_poll, look)
 

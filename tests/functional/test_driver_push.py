@@ -55,20 +55,23 @@ class Fetches:
         self._changed = threading.Condition()
         fetch = self.listener._fetch
 
-        def recorded():
+        def recorded(*args, **kwargs):
             pushing = self.listener._doorbell is not None and \
                 self.listener._doorbell.subscribed.is_set()
-            kept = fetch()
+            kept = fetch(*args, **kwargs)
+            # A rung queue read to its end: the listener waits for a push.
+            waits = not kept or (self.listener._drained and pushing)
             with self._changed:
-                self.done.append((pushing, kept))
+                self.done.append((pushing, 0 if waits else kept))
                 self._changed.notify_all()
             return kept
         self.listener._fetch = recorded
 
     def wait_idle(self, after=0, pushing=False, timeout=40):
-        """Wait for a fetch (the ``after``-th or later) that found nothing
-        (and, with ``pushing``, started once push was subscribed): the
-        listener then waits for its next poll, or a ring.  The timeout
+        """Wait for a fetch (the ``after``-th or later) that found nothing,
+        or read a rung queue to its end (and, with ``pushing``, started
+        once push was subscribed): the listener then waits for its next
+        poll, or a ring.  The timeout
         outlasts one poll interval, in case the fetch came before this
         wrapper."""
         def idle():

@@ -110,3 +110,33 @@ def test_hints_go_from_sender_to_every_listener(tmp_path):
             listener.stop()
     assert ('t1', 'replies') not in got
     assert os.listdir(tmp_path) == []
+
+
+def test_answers_found_at_the_first_look_teach_to_look_sooner():
+    # The answer is always there 5 ms after the hint; the worker starts
+    # out expecting it much later.  Finding it at the first look says
+    # only that it came before that look: the expected delay comes down.
+    s, q = doorbell_schedule()
+    s.answers.expected = 0.030
+    now = 0.0
+    for _ in range(100):
+        s.answer_due('t0', 'replies', now=now)
+        look = q.next_poll
+        while look - now < 0.005:       # too early: empty
+            s.empty(q, look + 0.004, rings=q.rings, started=look)
+            look = q.next_poll
+        s.got(q, 1, look + 0.004, limit=10, rings=q.rings, started=look)
+        now += 1.0
+    assert s.answers.expected < 0.010
+
+
+def test_an_empty_look_before_the_answer_bounds_when_it_came():
+    s, q = doorbell_schedule()
+    s.answer_due('t0', 'replies', now=0.0)
+    s.empty(q, 0.014, rings=q.rings, started=0.010)     # not there yet
+    before = s.answers.expected
+    s.got(q, 1, 0.024, limit=10, rings=q.rings, started=0.020)
+    # It came between the two looks' starts (15 ms), not when the second
+    # one ended (24 ms).
+    assert s.answers.expected == pytest.approx(
+        before + answers_due.LEARNING * (0.015 - before))

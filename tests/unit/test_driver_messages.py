@@ -23,6 +23,7 @@ from bridge import wire
 from bridge import backoff as backoff_mod
 from bridge.drivers.zaqar import driver as zdriver
 from bridge.drivers.zaqar import incoming
+from bridge.drivers.zaqar import listener as zlistener
 from bridge.drivers.zaqar import options as zoptions
 from bridge.drivers.zaqar import presence
 
@@ -1028,3 +1029,80 @@ def test_once_subscribed_an_entry_is_posted_to_prove_push(driver, zaqar):
     entries = len(zaqar.queues['topic_consumers'])
     assert poll(listener, timeout=0) is None
     assert len(zaqar.queues['topic_consumers']) == entries + 1
+
+
+class CountingZaqar(MemoryZaqar):
+    """Records the queues popped, in order."""
+
+    def __init__(self):
+        super().__init__()
+        self.popped = []
+
+    def pop(self, queue, limit):
+        self.popped.append(queue)
+        return super().pop(queue, limit)
+
+
+@pytest.fixture
+def counting(make_driver):
+    z = CountingZaqar()
+    drv = make_driver()
+    drv.zaqar = drv.dealer.zaqar = z
+    return drv, z
+
+
+def pushing_poller(driver):
+    listener = poller(driver)
+    assert poll(listener, timeout=0) is None   # the first read of all
+    listener.pushing = lambda: True
+    listener._next_fetch = time.monotonic() + 3600  # the safety net: far
+    return listener
+
+
+def test_a_push_reads_the_queue_it_names_and_no_other(counting):
+    driver, zaqar = counting
+    listener = pushing_poller(driver)
+    zaqar.popped.clear()
+    body = request_body('pushed')
+    zaqar.put_raw('topic_s1', body)
+    listener._ring('topic_s1', body)
+    assert poll(listener, timeout=0).unique_id == 'pushed'
+    # Read to its end: the next push says when there is more.
+    assert poll(listener, timeout=0.05) is None
+    assert zaqar.popped == ['topic_s1']
+
+
+def test_a_pushed_message_not_stored_yet_is_read_again_soon(counting):
+    # Zaqar pushes from a thread while it stores the message: the push
+    # can come first.
+    driver, zaqar = counting
+    listener = pushing_poller(driver)
+    zaqar.popped.clear()
+    body = request_body('early')
+    listener._ring('topic_s1', body)
+    assert poll(listener, timeout=0) is None       # not there yet
+    zaqar.put_raw('topic_s1', body)
+    assert poll(listener, timeout=1).unique_id == 'early'
+    assert zaqar.popped == ['topic_s1', 'topic_s1']
+
+
+def test_a_pushed_message_taken_by_another_server_is_given_up(counting):
+    driver, zaqar = counting
+    listener = pushing_poller(driver)
+    zaqar.popped.clear()
+    listener._ring('topic_s1', request_body('elsewhere'))
+    assert poll(listener, timeout=1) is None
+    deadline = time.monotonic() + 1
+    while listener._rung and time.monotonic() < deadline:
+        assert poll(listener, timeout=0.05) is None
+    assert not listener._rung
+    assert zaqar.popped == ['topic_s1'] * (1 + len(zlistener.RECHECKS))
+
+
+def test_push_restarting_still_reads_every_queue(counting):
+    driver, zaqar = counting
+    listener = pushing_poller(driver)
+    zaqar.popped.clear()
+    listener._ring(None, None)
+    assert poll(listener, timeout=0) is None
+    assert set(zaqar.popped) >= {'topic', 'topic_s1'}

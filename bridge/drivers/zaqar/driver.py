@@ -39,8 +39,8 @@ project carries ``_reply_q`` only: the answer goes straight into it.
 
 Zaqar pushes new messages over its websocket transport
 (``websocket_url``, by default the Zaqar host's port 9000; push.py): a
-push rings a listener (or the reply waiter), which then reads its queues
-over HTTP; while push works the queues are otherwise read only every
+push rings a listener (or the reply waiter), which then reads the queue
+it names over HTTP; while push works the queues are otherwise read only every
 ``push_poll_interval`` seconds, a safety net.  Without push, queues are
 polled: every ``poll_interval_min`` for ``poll_interval_max`` seconds
 after a message arrived, then with an interval doubling up to

@@ -49,6 +49,10 @@ class SeenIds:
         with self._lock:
             self._ids.pop(key, None)
 
+    def __contains__(self, key):
+        with self._lock:
+            return key in self._ids
+
 
 def parse_body(body, kind):
     """``(wire body, oslo message, dedup id)`` of a ``kind`` message.

@@ -8,9 +8,12 @@ dispatch; fanout casts are listed from a marker taken when listening
 starts (pub/sub), never claimed or deleted, they expire after
 ``fanout_ttl``.
 
-With push (push.py) a listener reads its queues when Zaqar rings, and
-otherwise only every ``push_poll_interval`` seconds; without it, as
-often as ``poll_interval_min``/``poll_interval_max`` say.
+With push (push.py) a listener reads the queue Zaqar rang for, and
+otherwise reads all its queues only every ``push_poll_interval`` seconds;
+without it, as often as ``poll_interval_min``/``poll_interval_max`` say.
+Zaqar pushes a message from a thread of its own while it stores it, so a
+push can come before the message can be read: a read that did not find a
+pushed message reads that queue again :data:`RECHECKS` seconds later.
 """
 
 import collections
@@ -35,6 +38,10 @@ LOG = logging.getLogger(__name__)
 # A fanout message whose age exceeds the listener's by more than this was
 # posted before the listener started (Zaqar reports ages in whole seconds).
 FANOUT_AGE_SLACK = 1.0
+# Seconds after a read that did not find a pushed message before its
+# queue is read again, once per entry; then the message is left to the
+# safety net (another server of the topic may have taken it).
+RECHECKS = (0.005, 0.02, 0.1)
 
 
 class ClaimedQueue:
@@ -207,12 +214,34 @@ class FanoutQueue:
         pass
 
 
+class Ring:
+    """A queue Zaqar pushed messages of, to read (:class:`ZaqarListener`).
+
+    ``ids``: the dedup ids of the pushed messages not received yet (None
+    for a push whose body is not one of this listener's messages);
+    ``pushes`` counts the pushes, so a read tells whether one came while it
+    ran; ``due``: when to read the queue.
+    """
+
+    __slots__ = ('ids', 'pushes', 'rechecks', 'due')
+
+    def __init__(self):
+        self.ids = set()
+        self.pushes = 0
+        self.rechecks = 0
+        self.due = 0.0
+
+
 class ZaqarListener(base.PollStyleListener):
     """Polls its queues in turn and hands out one message at a time.
 
-    The queues are read (a *fetch*) when push rings, when the last fetch
-    found something, and otherwise after a pause: ``push_poll_interval``
-    while push works, the poll backoff while it does not.  Between
+    A queue push rang for is read (a *fetch* of it alone) at once, and
+    again shortly while the pushed message is not found (:data:`RECHECKS`).
+    All the queues are read when push (re)starts, when the last fetch
+    found something (unless it read a rung queue to its end while push
+    works: what comes next rings), and otherwise after a pause:
+    ``push_poll_interval`` while push works, the poll backoff while it
+    does not.  Between
     fetches the roll calls of its shared queues are tended (an entry
     posted, the roll call read) when they are due.
 
@@ -238,7 +267,10 @@ class ZaqarListener(base.PollStyleListener):
         self._backoff = driver.poll_backoff()
         self._push_interval = driver.opts.push_poll_interval
         self._next_fetch = 0.0   # the first poll reads the queues
-        self._fetch_now = False  # a push rang for a message
+        self._fetch_now = False  # read all the queues now
+        self._rung = {}           # queue name -> Ring
+        self._rung_lock = threading.Lock()
+        self._drained = False     # the last fetch read a rung queue empty
         self._safety_net = False  # the next fetch is push's safety net
         self._trusted = False     # Zaqar pushed what was posted
         self.roll_calls = {s.roll_call.name: s.roll_call for s in sources
@@ -265,7 +297,9 @@ class ZaqarListener(base.PollStyleListener):
         roll_call = self.roll_calls.get(queue)
         if roll_call is not None:
             roll_call.heard(body)
-        else:  # a message, or push (re)started or stopped
+        elif queue is not None:   # a message
+            self._pushed(queue, body)
+        else:   # push (re)started or stopped
             self._fetch_now = True
         doorbell = self._doorbell
         if (queue is None and not self._trusted and doorbell is not None
@@ -275,6 +309,50 @@ class ZaqarListener(base.PollStyleListener):
             for roll_call in self.roll_calls.values():
                 roll_call.announce_soon()
         self._wake.set()
+
+    def _pushed(self, queue, body):
+        """Zaqar pushed ``body``, posted to ``queue``: read it now."""
+        try:
+            dedup_id = incoming.parse_body(body, self.kind)[2]
+        except Exception:   # not a message of ours: read the queue anyway
+            dedup_id = None
+        with self._rung_lock:
+            ring = self._rung.get(queue)
+            if ring is None:
+                self._rung[queue] = ring = Ring()
+            if ring.ids is not None:
+                if dedup_id is None:
+                    ring.ids = None
+                else:
+                    ring.ids.add(dedup_id)
+            ring.pushes += 1
+            ring.rechecks = 0
+            ring.due = 0.0
+
+    def _rung_at(self):
+        """When the next rung queue is due to be read (inf: none)."""
+        with self._rung_lock:
+            return min((ring.due for ring in self._rung.values()),
+                       default=math.inf)
+
+    def _fetched(self, name, pushes, kept, now):
+        """``name``, rung ``pushes`` times when its fetch began, was read
+        and ``kept`` messages: forget the ring once its messages came, else
+        read the queue again soon (:data:`RECHECKS`)."""
+        with self._rung_lock:
+            ring = self._rung.get(name)
+            if ring is None or ring.pushes != pushes:
+                return   # pushed again meanwhile: read it again now
+            if ring.ids is None:
+                found = kept > 0
+            else:
+                ring.ids = {i for i in ring.ids if i not in self.seen}
+                found = not ring.ids
+            if found or ring.rechecks >= len(RECHECKS):
+                del self._rung[name]
+                return
+            ring.due = now + RECHECKS[ring.rechecks]
+            ring.rechecks += 1
 
     def _pause(self):
         """Seconds to the next fetch after one that found nothing."""
@@ -290,25 +368,31 @@ class ZaqarListener(base.PollStyleListener):
                 return self.incoming.popleft()
             if self._stopped.is_set():
                 return None
-            if self._fetch_now or self._clock() >= self._next_fetch:
-                safety_net = self._safety_net and not self._fetch_now
-                self._fetch_now = self._safety_net = False
-                if self._fetch():
+            now = self._clock()
+            every = self._fetch_now or now >= self._next_fetch
+            if every or now >= self._rung_at():
+                safety_net = (every and self._safety_net
+                              and not self._fetch_now)
+                if every:
+                    self._fetch_now = self._safety_net = False
+                if self._fetch(every):
                     if safety_net and self.pushing():
                         self._distrust()
                     self._backoff.reset()
-                    self._next_fetch = 0.0
+                    if not (self._drained and self.pushing()):
+                        self._next_fetch = 0.0
                     continue
-                self._safety_net = self.pushing()
-                self._next_fetch = self._clock() + self._pause()
-                for source in self.sources:
-                    if (source.retry_at is not None
-                            and source.retry_at < self._next_fetch):
-                        self._next_fetch = source.retry_at
-                        self._safety_net = False
+                if every:
+                    self._safety_net = self.pushing()
+                    self._next_fetch = self._clock() + self._pause()
+                    for source in self.sources:
+                        if (source.retry_at is not None
+                                and source.retry_at < self._next_fetch):
+                            self._next_fetch = source.retry_at
+                            self._safety_net = False
             else:
                 self._tend()
-            wake_at = self._next_fetch
+            wake_at = min(self._next_fetch, self._rung_at())
             for roll_call in self.roll_calls.values():
                 wake_at = min(wake_at, roll_call.next_duty())
             if deadline is not None:
@@ -332,31 +416,55 @@ class ZaqarListener(base.PollStyleListener):
             if roll_call.next_duty() <= self._clock():
                 roll_call.competitors()
 
-    def _fetch(self):
-        """Read the queues in turn until one yields messages.
+    def _fetch(self, every=True):
+        """Read the queues rung for that are due, then (``every``) the
+        others in turn, until one yields messages.
 
         Returns how many were kept.  The next fetch starts with the queue
         after that one, so a busy queue can't starve the others, and a
         message is handed over without waiting for the other queues.
         """
         count = len(self.sources)
-        for step in range(count):
-            source = self.sources[(self._next_source + step) % count]
+        now = self._clock()
+        with self._rung_lock:
+            rung = {name: ring.pushes for name, ring in self._rung.items()
+                    if ring.due <= now}
+        rung_at_start = set(rung)
+        order = [i for i, s in enumerate(self.sources) if s.name in rung]
+        if every:
+            order += [i for i in ((self._next_source + step) % count
+                                  for step in range(count))
+                      if i not in order]
+        for index in order:
+            source = self.sources[index]
+            kept = 0
             try:
                 raws = source.fetch()
             except Exception as exc:
                 LOG.warning('Could not read Zaqar queue %s: %s',
                             source.name, backoff.error_text(exc))
-                continue
-            kept = 0
+                raws = ()
             for raw in raws:
                 message = self._accept(source, raw)
                 if message is not None:
                     self.incoming.append(message)
                     kept += 1
+            if source.name in rung:
+                self._fetched(source.name, rung.pop(source.name), kept,
+                              self._clock())
             if kept:
-                self._next_source = (self._next_source + step + 1) % count
+                self._next_source = (index + 1) % count
+                # A rung queue read to the end: the next push says when
+                # there is more (the others ring for their own messages).
+                self._drained = (source.name in rung_at_start
+                                 and len(raws) < transport.MAX_MESSAGES
+                                 and source.retry_at is None)
                 return kept
+        with self._rung_lock:   # rung, but no source of this listener
+            for name, pushes in rung.items():
+                ring = self._rung.get(name)
+                if ring is not None and ring.pushes == pushes:
+                    del self._rung[name]
         return 0
 
     def _accept(self, source, raw):
