@@ -23,9 +23,9 @@ from bridge import wire
 from bridge import backoff as backoff_mod
 from bridge.drivers.zaqar import driver as zdriver
 from bridge.drivers.zaqar import incoming
-from bridge.drivers.zaqar import listener as zlistener
 from bridge.drivers.zaqar import options as zoptions
 from bridge.drivers.zaqar import presence
+from bridge.drivers.zaqar import rings
 
 
 class Msg:
@@ -1096,7 +1096,7 @@ def test_a_pushed_message_taken_by_another_server_is_given_up(counting):
     while listener._rung and time.monotonic() < deadline:
         assert poll(listener, timeout=0.05) is None
     assert not listener._rung
-    assert zaqar.popped == ['topic_s1'] * (1 + len(zlistener.RECHECKS))
+    assert zaqar.popped == ['topic_s1'] * (1 + len(rings.RECHECKS))
 
 
 def test_push_restarting_still_reads_every_queue(counting):

@@ -11,9 +11,8 @@ starts (pub/sub), never claimed or deleted, they expire after
 With push (push.py) a listener reads the queue Zaqar rang for, and
 otherwise reads all its queues only every ``push_poll_interval`` seconds;
 without it, as often as ``poll_interval_min``/``poll_interval_max`` say.
-Zaqar pushes a message from a thread of its own while it stores it, so a
-push can come before the message can be read: a read that did not find a
-pushed message reads that queue again :data:`RECHECKS` seconds later.
+A push can come before its message can be read: rings.py says when to
+read a rung queue again.
 """
 
 import collections
@@ -31,6 +30,7 @@ from bridge import envelope
 from bridge import wire
 from bridge.drivers.zaqar import incoming
 from bridge.drivers.zaqar import presence
+from bridge.drivers.zaqar import rings
 from bridge.drivers.zaqar import transport
 
 LOG = logging.getLogger(__name__)
@@ -38,10 +38,6 @@ LOG = logging.getLogger(__name__)
 # A fanout message whose age exceeds the listener's by more than this was
 # posted before the listener started (Zaqar reports ages in whole seconds).
 FANOUT_AGE_SLACK = 1.0
-# Seconds after a read that did not find a pushed message before its
-# queue is read again, once per entry; then the message is left to the
-# safety net (another server of the topic may have taken it).
-RECHECKS = (0.005, 0.02, 0.1)
 
 
 class ClaimedQueue:
@@ -214,29 +210,11 @@ class FanoutQueue:
         pass
 
 
-class Ring:
-    """A queue Zaqar pushed messages of, to read (:class:`ZaqarListener`).
-
-    ``ids``: the dedup ids of the pushed messages not received yet (None
-    for a push whose body is not one of this listener's messages);
-    ``pushes`` counts the pushes, so a read tells whether one came while it
-    ran; ``due``: when to read the queue.
-    """
-
-    __slots__ = ('ids', 'pushes', 'rechecks', 'due')
-
-    def __init__(self):
-        self.ids = set()
-        self.pushes = 0
-        self.rechecks = 0
-        self.due = 0.0
-
-
 class ZaqarListener(base.PollStyleListener):
     """Polls its queues in turn and hands out one message at a time.
 
     A queue push rang for is read (a *fetch* of it alone) at once, and
-    again shortly while the pushed message is not found (:data:`RECHECKS`).
+    again shortly while the pushed message is not found (rings.py).
     All the queues are read when push (re)starts, when the last fetch
     found something (unless it read a rung queue to its end while push
     works: what comes next rings), and otherwise after a pause:
@@ -268,8 +246,7 @@ class ZaqarListener(base.PollStyleListener):
         self._push_interval = driver.opts.push_poll_interval
         self._next_fetch = 0.0   # the first poll reads the queues
         self._fetch_now = False  # read all the queues now
-        self._rung = {}           # queue name -> Ring
-        self._rung_lock = threading.Lock()
+        self._rung = rings.Rings()  # queues push rang for, to read
         self._drained = False     # the last fetch read a rung queue empty
         self._safety_net = False  # the next fetch is push's safety net
         self._trusted = False     # Zaqar pushed what was posted
@@ -316,43 +293,7 @@ class ZaqarListener(base.PollStyleListener):
             dedup_id = incoming.parse_body(body, self.kind)[2]
         except Exception:   # not a message of ours: read the queue anyway
             dedup_id = None
-        with self._rung_lock:
-            ring = self._rung.get(queue)
-            if ring is None:
-                self._rung[queue] = ring = Ring()
-            if ring.ids is not None:
-                if dedup_id is None:
-                    ring.ids = None
-                else:
-                    ring.ids.add(dedup_id)
-            ring.pushes += 1
-            ring.rechecks = 0
-            ring.due = 0.0
-
-    def _rung_at(self):
-        """When the next rung queue is due to be read (inf: none)."""
-        with self._rung_lock:
-            return min((ring.due for ring in self._rung.values()),
-                       default=math.inf)
-
-    def _fetched(self, name, pushes, kept, now):
-        """``name``, rung ``pushes`` times when its fetch began, was read
-        and ``kept`` messages: forget the ring once its messages came, else
-        read the queue again soon (:data:`RECHECKS`)."""
-        with self._rung_lock:
-            ring = self._rung.get(name)
-            if ring is None or ring.pushes != pushes:
-                return   # pushed again meanwhile: read it again now
-            if ring.ids is None:
-                found = kept > 0
-            else:
-                ring.ids = {i for i in ring.ids if i not in self.seen}
-                found = not ring.ids
-            if found or ring.rechecks >= len(RECHECKS):
-                del self._rung[name]
-                return
-            ring.due = now + RECHECKS[ring.rechecks]
-            ring.rechecks += 1
+        self._rung.pushed(queue, dedup_id)
 
     def _pause(self):
         """Seconds to the next fetch after one that found nothing."""
@@ -370,7 +311,7 @@ class ZaqarListener(base.PollStyleListener):
                 return None
             now = self._clock()
             every = self._fetch_now or now >= self._next_fetch
-            if every or now >= self._rung_at():
+            if every or now >= self._rung.next_due():
                 safety_net = (every and self._safety_net
                               and not self._fetch_now)
                 if every:
@@ -392,7 +333,7 @@ class ZaqarListener(base.PollStyleListener):
                             self._safety_net = False
             else:
                 self._tend()
-            wake_at = min(self._next_fetch, self._rung_at())
+            wake_at = min(self._next_fetch, self._rung.next_due())
             for roll_call in self.roll_calls.values():
                 wake_at = min(wake_at, roll_call.next_duty())
             if deadline is not None:
@@ -425,10 +366,7 @@ class ZaqarListener(base.PollStyleListener):
         message is handed over without waiting for the other queues.
         """
         count = len(self.sources)
-        now = self._clock()
-        with self._rung_lock:
-            rung = {name: ring.pushes for name, ring in self._rung.items()
-                    if ring.due <= now}
+        rung = self._rung.due(self._clock())
         rung_at_start = set(rung)
         order = [i for i, s in enumerate(self.sources) if s.name in rung]
         if every:
@@ -450,8 +388,8 @@ class ZaqarListener(base.PollStyleListener):
                     self.incoming.append(message)
                     kept += 1
             if source.name in rung:
-                self._fetched(source.name, rung.pop(source.name), kept,
-                              self._clock())
+                self._rung.fetched(source.name, rung.pop(source.name), kept,
+                                   self.seen, self._clock())
             if kept:
                 self._next_source = (index + 1) % count
                 # A rung queue read to the end: the next push says when
@@ -460,11 +398,7 @@ class ZaqarListener(base.PollStyleListener):
                                  and len(raws) < transport.MAX_MESSAGES
                                  and source.retry_at is None)
                 return kept
-        with self._rung_lock:   # rung, but no source of this listener
-            for name, pushes in rung.items():
-                ring = self._rung.get(name)
-                if ring is not None and ring.pushes == pushes:
-                    del self._rung[name]
+        self._rung.forget(rung)   # rung, but no source of this listener
         return 0
 
     def _accept(self, source, raw):
