@@ -17,6 +17,8 @@ decides whether a message may pass.
 
 import json
 
+from bridge import jsoncodec
+
 VERSION_KEY = 'oslo.version'
 MESSAGE_KEY = 'oslo.message'
 VERSION = '2.0'
@@ -39,7 +41,7 @@ def loads(body):
     if not isinstance(body, str):
         raise EnvelopeError('body is a %s, not JSON' % type(body).__name__)
     try:
-        data = json.loads(body)
+        data = jsoncodec.loads(body)
     except (ValueError, RecursionError) as exc:
         raise EnvelopeError('body is not JSON: %s' % (
             exc if isinstance(exc, ValueError) else 'nested too deeply'))

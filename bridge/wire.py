@@ -55,7 +55,9 @@ def body(message, msg_id=None, reply=None, reply_token=None, **extra):
         out['reply'] = reply
     if reply_token is not None:
         out['reply_token'] = reply_token
-    out.update((k, v) for k, v in extra.items() if v is not None)
+    for key, value in extra.items():
+        if value is not None:
+            out[key] = value
     return out
 
 

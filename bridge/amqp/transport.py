@@ -12,8 +12,10 @@ dozens of messages.  TLS connections keep py-amqp's own
 transport.
 
 Only py-amqp's frame reading changes (``read_frame``, and
-``blocking_read`` when a whole frame is buffered); what is done with a
-frame, heartbeats, errors and reconnecting stay py-amqp's and kombu's.
+``blocking_read`` when a whole frame is buffered), and ``drain_events``
+handles every whole frame buffered after the first event; what is done
+with a frame, heartbeats, errors and reconnecting stay py-amqp's and
+kombu's.
 A frame is taken out of the buffer only once it is whole, so a timeout in
 the middle of one loses nothing.
 """
@@ -126,6 +128,25 @@ class Connection(pyamqp.Connection):
         if frame is not None:
             return self.on_inbound_frame(frame)
         return super().blocking_read(timeout)
+
+    def drain_events(self, timeout=None):
+        """Wait for one event, as py-amqp does, then handle every whole
+        frame already buffered, without the socket.
+
+        A burst received in one ``recv`` is then one turn of the
+        consumer loop (kombu's ``ConsumerMixin`` runs ``on_iteration``
+        around every ``drain_events``), not one per message.  The buffer
+        holds what one ``recv`` gave, so this ends: a frame not whole yet
+        waits for the next call.
+        """
+        super().drain_events(timeout)
+        buffered = getattr(self.transport, 'buffered_frame', None)
+        if buffered is None:
+            return
+        frame = buffered()
+        while frame is not None:
+            self.on_inbound_frame(frame)
+            frame = buffered()
 
 
 class Transport(pyamqp.Transport):

@@ -4,10 +4,11 @@ The guest reads what is posted: of the request context only the route's
 ``context_keys`` go along (bridge/context.py).
 """
 
-import json
+import functools
 
 from bridge import context
 from bridge import envelope
+from bridge import jsoncodec
 from bridge import naming
 from bridge.reject import Reject
 from bridge.rpc import relay
@@ -21,6 +22,8 @@ POST_OVERHEAD = 64
 SMALLEST_POST_SIZE = 1024
 # Zaqar's smallest message TTL; an answer nobody reads within it is stale.
 REPLY_TTL = 60
+# Queue names remembered (of templates, routing keys and tenants).
+QUEUE_NAMES_KEPT = 4096
 
 
 class Outgoing:
@@ -42,7 +45,7 @@ class Outgoing:
         self.message = message
         self.msg_id = msg_id
         # ASCII (json.dumps escapes the rest): characters are bytes.
-        self.data = json.dumps(message)
+        self.data = jsoncodec.dumps(message)
         self.size = len(self.data) + len(SEPARATOR)
         self.received_at = None
         # A call's: the tenant's queue its answer will come to.
@@ -59,11 +62,15 @@ def post_data(outgoing):
     return '{"messages": [%s]}' % SEPARATOR.join(o.data for o in outgoing)
 
 
-def _fields(route, exchange, routing_key, tenant):
+@functools.lru_cache(maxsize=QUEUE_NAMES_KEPT)
+def _queue(template, route_name, exchange, routing_key, tenant):
+    """The Zaqar queue ``template`` names for a message (or
+    naming.QueueNameError).  Kept: a route's messages come with few
+    routing keys and tenants, and each would be rendered again."""
     topic, _, server = (routing_key or '').partition('.')
-    return {'routing_key': routing_key or exchange, 'exchange': exchange,
-            'route': route.name, 'tenant': tenant, 'topic': topic,
-            'server': server}
+    return naming.render(template, routing_key=routing_key or exchange,
+                         exchange=exchange, route=route_name, tenant=tenant,
+                         topic=topic, server=server)
 
 
 def _unwrap(body, problem):
@@ -82,9 +89,8 @@ def translate(route, conf, project_of, body, exchange, routing_key,
     ``project_of(tenant)`` gives the Zaqar project holding the tenant's
     queues.  ``body`` is the raw AMQP body (bytes).
     """
-    headers = headers or {}
-    properties = properties or {}
-    if route.envelope == 'oslo':
+    oslo = route.envelope == 'oslo'
+    if oslo:
         message, msg_id = _unwrap(body, 'bad oslo.messaging envelope')
         extra = {}
     else:
@@ -92,8 +98,7 @@ def translate(route, conf, project_of, body, exchange, routing_key,
         message = extra.pop('message')
         msg_id = wire.stable_id(None, body)
     incoming = tenant_rules.Incoming(exchange, routing_key, headers,
-                                     message if route.envelope == 'oslo'
-                                     else {})
+                                     message if oslo else {})
     try:
         tenant = tenant_rules.resolve(route.tenant_resolver, incoming)
     except tenant_rules.TenantError as exc:
@@ -102,15 +107,14 @@ def translate(route, conf, project_of, body, exchange, routing_key,
         raise Reject('tenant rule %s failed: %s' % (route.tenant, exc),
                      msg_id)
     try:
-        queue = naming.render(route.zaqar_queue,
-                              **_fields(route, exchange, routing_key, tenant))
+        queue = _queue(route.zaqar_queue, route.name, exchange, routing_key,
+                       tenant)
     except naming.QueueNameError as exc:
         raise Reject('zaqar_queue: %s' % exc, msg_id)
     reply = None
-    if route.envelope == 'oslo':
+    if oslo:
         reply = relay.call_to_guest(route, conf, tenant, message,
-                                    properties, msg_id)
-    if route.envelope == 'oslo':
+                                    properties or {}, msg_id)
         message = context.allowed_only(message, route.context_keys)
     zbody = wire.body(message, msg_id=msg_id, reply=reply, route=route.name,
                       exchange=exchange, routing_key=routing_key, **extra)

@@ -147,3 +147,28 @@ def test_more_waiting_reads_the_buffered_transport(buffered):
     t.read_frame()                          # the second one is buffered
     assert transport.pending_bytes(conn) > 0
     assert consumer.more_waiting(conn) is True
+
+
+def test_drain_events_handles_every_whole_buffered_frame(buffered):
+    t, peer = buffered
+    conn = transport.Connection.__new__(transport.Connection)
+    conn.transport = t
+    seen = []
+
+    def on_inbound_frame(frame):
+        seen.append(frame[2])
+        return True   # each one a whole event
+
+    conn.on_inbound_frame = on_inbound_frame
+    last = frame(b'third')
+    peer.sendall(frame(b'first') + frame(b'second') + last[:4])
+    conn.drain_events(timeout=1)
+    # One call: the first event, then the whole frame behind it; the
+    # third waits, unread, for its missing bytes.
+    assert seen == [b'first', b'second']
+    assert t.pending_bytes() == 4
+    peer.sendall(last[4:])
+    conn.drain_events(timeout=1)
+    assert seen == [b'first', b'second', b'third']
+    with pytest.raises(socket.timeout):   # nothing more: py-amqp's wait
+        conn.drain_events(timeout=0.05)

@@ -13,7 +13,8 @@ import sys
 # The bridge modules the driver may import: its own package, the pure
 # shared modules and the config-free Zaqar HTTP client both sides share.
 ALLOWED = ('bridge', 'bridge.drivers', 'bridge.naming', 'bridge.wire',
-           'bridge.envelope', 'bridge.backoff', 'bridge.zaqar_http')
+           'bridge.envelope', 'bridge.jsoncodec', 'bridge.backoff',
+           'bridge.zaqar_http')
 OWN_PACKAGE = 'bridge.drivers.zaqar'
 # Third-party packages only the daemon uses (kombu: the driver never
 # speaks AMQP; oslo.messaging loads its rabbit driver only on demand).
