@@ -27,7 +27,7 @@ pytestmark = pytest.mark.functional
 
 SLOW_POLL = {'poll_interval_min': 30, 'poll_interval_max': 30,
              'push_poll_interval': 60}
-PROMPTLY = 5    # seconds: far below any poll
+PROMPTLY = 10   # seconds: well below any poll (27 s at the earliest)
 
 
 def guest_url(zaqar, keystone, tenant, **query):
@@ -84,8 +84,7 @@ def test_keystone_guest_is_woken_by_push(zaqar_keystone, keystone, guest,
         print('cast %d delivered by push in %.3f s'
               % (value, time.monotonic() - start))
         seen = fetches.wait_idle(after=seen)
-    # Every read since subscribing was rung by a push (no safety net).
-    assert bell.subscribed.is_set()
+    assert bell.subscribed.is_set()    # push still up
 
 
 def test_without_authenticate_the_keystone_websocket_refuses(

@@ -17,14 +17,11 @@ from keystoneauth1 import access
 from keystoneauth1 import fixture
 from keystoneauth1 import plugin
 from keystoneauth1 import session as ks_session
-from oslo_config import cfg
-import oslo_messaging
 import pytest
 
-from bridge.drivers.zaqar import driver as zdriver
-from bridge.drivers.zaqar import options as zaqar_options
 from bridge.drivers.zaqar import push
 from bridge.drivers.zaqar import push_auth
+from tests.unit.test_driver_options import driver
 
 QUEUES = ('q1', 'q2')
 
@@ -329,17 +326,6 @@ def test_keystone_login_reads_the_catalog_when_asked():
         'ws://cat:9000'
     session = ks_session.Session(auth=FixedAccess(access_info()))
     assert push_auth.Keystone(session, catalog=True).login().url is None
-
-
-def driver(url, **opts):
-    conf = cfg.ConfigOpts()
-    conf([], project='test')
-    zaqar_options.register_opts(conf, oslo_messaging.TransportURL.parse(
-        conf, 'zaqar://h/'))
-    for name, value in opts.items():
-        conf.set_override(name, value, group=zaqar_options.GROUP)
-    return zdriver.ZaqarDriver(
-        conf, oslo_messaging.TransportURL.parse(conf, url))
 
 
 @pytest.mark.parametrize('opts, catalog_url, expected', [

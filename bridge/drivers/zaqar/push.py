@@ -202,14 +202,15 @@ class PushDoorbell:
             return
         request = data.get('request')
         if isinstance(request, dict):  # the answer to one of our requests
-            self._answered(request.get('action'), request.get('body'),
-                           data, pending, subscribe)
+            self._answered(request, data, pending, subscribe)
             return
         queue = data.get('queue_name')
         if queue in self.queues:
             self.ring(queue, data.get('body'))
 
-    def _answered(self, action, body, data, pending, subscribe):
+    def _answered(self, request, data, pending, subscribe):
+        """``data``, Zaqar's answer to ``request``, one of ours."""
+        action = request.get('action')
         status = (data.get('headers') or {}).get('status')
         if action == AUTHENTICATE and (AUTHENTICATE, None) in pending:
             if status != 200:
@@ -221,7 +222,7 @@ class PushDoorbell:
             return
         if action != SUBSCRIBE:
             return
-        queue = (body or {}).get('queue_name')
+        queue = (request.get('body') or {}).get('queue_name')
         if status != 201:
             raise PushError('subscription to %s refused: %s %s'
                             % (queue, status, data.get('body')))
