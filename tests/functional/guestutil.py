@@ -1,9 +1,11 @@
 """Guests on the zaqar:// driver for the functional tests: unmodified
 oslo.messaging servers and clients, their endpoints, the controller's
-client on rabbit://, and guests holding pre-signed URLs only."""
+client on rabbit://, guests holding pre-signed URLs only, and a watch on
+a listener's reads and push doorbell (:class:`Fetches`)."""
 
 import json
 import queue
+import threading
 import time
 
 from oslo_config import cfg
@@ -179,3 +181,56 @@ def start_signed_guest(config, zaqar, tenant, guest, path):
     server, transport = guest_server(url, 'guestagent.%s' % guest,
                                      'host-a', agent, None)
     return agent, server, transport, json.loads(signed_file.read_text())
+
+
+# Watching push (test_driver_push.py, tests/security/test_keystone_push.py).
+
+
+def doorbell(srv):
+    """The push doorbell of an RPC server's listener."""
+    return srv.listener._poll_style_listener._doorbell
+
+
+class Fetches:
+    """The reads of Zaqar an RPC server's listener makes (its polls).
+
+    Wraps the listener's ``_fetch`` to record each one, so a test waits
+    for "the poller read its queues and found nothing" instead of
+    sleeping.
+    """
+
+    def __init__(self, srv):
+        self.listener = srv.listener._poll_style_listener
+        self.done = []   # (started while subscribed to push, kept)
+        self._changed = threading.Condition()
+        fetch = self.listener._fetch
+
+        def recorded(*args, **kwargs):
+            pushing = self.listener._doorbell is not None and \
+                self.listener._doorbell.subscribed.is_set()
+            kept = fetch(*args, **kwargs)
+            # A rung queue read to its end: the listener waits for a push.
+            waits = not kept or (self.listener._drained and pushing)
+            with self._changed:
+                self.done.append((pushing, 0 if waits else kept))
+                self._changed.notify_all()
+            return kept
+        self.listener._fetch = recorded
+
+    def wait_idle(self, after=0, pushing=False, timeout=40):
+        """Wait for a fetch (the ``after``-th or later) that found nothing,
+        or read a rung queue to its end (and, with ``pushing``, started
+        once push was subscribed): the listener then waits for its next
+        poll, or a ring.  The timeout
+        outlasts one poll interval, in case the fetch came before this
+        wrapper."""
+        def idle():
+            return any(not kept and (push or not pushing)
+                       for push, kept in self.done[after:])
+        with self._changed:
+            assert self._changed.wait_for(idle, timeout), self.done
+            return len(self.done)
+
+    def ring(self):
+        """What a push does: wake the poller to read its queues."""
+        self.listener._ring(None, None)

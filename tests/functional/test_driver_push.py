@@ -36,64 +36,14 @@ def ws_url(zaqar):
     return zaqar.ws_url
 
 
-def doorbell(srv):
-    """The push doorbell of an RPC server's listener."""
-    return srv.listener._poll_style_listener._doorbell
-
-
-class Fetches:
-    """The reads of Zaqar an RPC server's listener makes (its polls).
-
-    Wraps the listener's ``_fetch`` to record each one, so a test waits
-    for "the poller read its queues and found nothing" instead of
-    sleeping.
-    """
-
-    def __init__(self, srv):
-        self.listener = srv.listener._poll_style_listener
-        self.done = []   # (started while subscribed to push, kept)
-        self._changed = threading.Condition()
-        fetch = self.listener._fetch
-
-        def recorded(*args, **kwargs):
-            pushing = self.listener._doorbell is not None and \
-                self.listener._doorbell.subscribed.is_set()
-            kept = fetch(*args, **kwargs)
-            # A rung queue read to its end: the listener waits for a push.
-            waits = not kept or (self.listener._drained and pushing)
-            with self._changed:
-                self.done.append((pushing, 0 if waits else kept))
-                self._changed.notify_all()
-            return kept
-        self.listener._fetch = recorded
-
-    def wait_idle(self, after=0, pushing=False, timeout=40):
-        """Wait for a fetch (the ``after``-th or later) that found nothing,
-        or read a rung queue to its end (and, with ``pushing``, started
-        once push was subscribed): the listener then waits for its next
-        poll, or a ring.  The timeout
-        outlasts one poll interval, in case the fetch came before this
-        wrapper."""
-        def idle():
-            return any(not kept and (push or not pushing)
-                       for push, kept in self.done[after:])
-        with self._changed:
-            assert self._changed.wait_for(idle, timeout), self.done
-            return len(self.done)
-
-    def ring(self):
-        """What a push does: wake the poller to read its queues."""
-        self.listener._ring(None, None)
-
-
 def test_push_wakes_an_idle_server(guest_url, project, transport, server,
                                    ws_url):
     # Polls 30 s apart: only the push can deliver a cast within seconds.
     url = guest_url(project, websocket_url=ws_url, **SLOW_POLL)
     endpoint = guestutil.Endpoint()
     srv = server(url, 'pushed', 'host-1', [endpoint])
-    fetches = Fetches(srv)
-    assert doorbell(srv).subscribed.wait(10)
+    fetches = guestutil.Fetches(srv)
+    assert guestutil.doorbell(srv).subscribed.wait(10)
     seen = fetches.wait_idle(pushing=True)  # the poll after subscribing
     rpc = guestutil.client(transport, url, 'pushed')
     for value in range(3):
@@ -114,7 +64,7 @@ def test_without_push_the_same_server_waits_for_its_poll(
     # The control of the test above: what the push saves.
     url = guest_url(project, **SLOW_POLL)
     endpoint = guestutil.Endpoint()
-    fetches = Fetches(server(url, 'polled', 'host-1', [endpoint]))
+    fetches = guestutil.Fetches(server(url, 'polled', 'host-1', [endpoint]))
     seen = fetches.wait_idle()  # the first poll, then 30 s of waiting
     guestutil.client(transport, url, 'polled').cast({}, 'note', value=1)
     with pytest.raises(queue.Empty):
@@ -149,7 +99,7 @@ def test_unreachable_websocket_falls_back_to_polling(
     rpc = guestutil.client(transport, url, 'no-push')
     for value in range(3):
         assert rpc.call({}, 'echo', value=value)['echo'] == value
-    assert not doorbell(srv).subscribed.is_set()
+    assert not guestutil.doorbell(srv).subscribed.is_set()
 
 
 def _p50_call(transport, server, url, topic, calls=50, warmup=5):
@@ -278,10 +228,10 @@ def test_an_idle_server_costs_almost_nothing_with_push(
     cleanups.callback(polled.close)
     srv = server(proxied_url(pushed, project, websocket_url=ws_url),
                  'idle', 'host-1', [guestutil.Endpoint()])
-    fetches = Fetches(srv)
+    fetches = guestutil.Fetches(srv)
     server(proxied_url(polled, project + '-p'), 'idle', 'host-1',
            [guestutil.Endpoint()])
-    assert doorbell(srv).subscribed.wait(10)
+    assert guestutil.doorbell(srv).subscribed.wait(10)
     fetches.wait_idle(pushing=True)    # read its queues once subscribed
     listener = srv.listener._poll_style_listener
     roll_call, = listener.roll_calls.values()
@@ -309,8 +259,8 @@ def test_a_lost_push_costs_latency_not_the_message(
     url = guest_url(project, websocket_url=relay.url, push_poll_interval=2)
     endpoint = guestutil.Endpoint()
     srv = server(url, 'lossy', 'host-1', [endpoint])
-    fetches = Fetches(srv)
-    assert doorbell(srv).subscribed.wait(10)
+    fetches = guestutil.Fetches(srv)
+    assert guestutil.doorbell(srv).subscribed.wait(10)
     seen = fetches.wait_idle(pushing=True)
     rpc = guestutil.client(transport, url, 'lossy')
     rpc.cast({}, 'note', value='pushed')
@@ -320,14 +270,15 @@ def test_a_lost_push_costs_latency_not_the_message(
     relay.mute()
     rpc.cast({}, 'note', value='muted')
     assert endpoint.received.get(timeout=30)[:2] == ('note', 'muted')
-    assert doorbell(srv).subscribed.is_set()    # it was not a push
+    assert guestutil.doorbell(srv).subscribed.is_set()    # it was not a push
     seen = fetches.wait_idle(after=seen, pushing=True)
     # The websocket server gone: polling as without push, at once.
     relay.close()
-    bridgeutil.wait_until(lambda: not doorbell(srv).subscribed.is_set(),
+    bell = guestutil.doorbell(srv)
+    bridgeutil.wait_until(lambda: not bell.subscribed.is_set(),
                           what='push given up')
     for value in range(3):
         rpc.cast({}, 'note', value=value)
         assert endpoint.received.get(timeout=15)[:2] == ('note', value)
     assert rpc.call({}, 'echo', value='polled')['echo'] == 'polled'
-    assert not doorbell(srv).subscribed.is_set()
+    assert not guestutil.doorbell(srv).subscribed.is_set()

@@ -10,6 +10,7 @@ from zaqarclient.transport import errors as zerrors
 
 from bridge.drivers.zaqar import driver as zdriver
 from bridge.drivers.zaqar import options as zaqar_options
+from bridge.drivers.zaqar import push_url
 
 
 def driver(url, **opts):
@@ -321,15 +322,25 @@ def test_http_pool_fits_the_executor(opts, size):
     ('zaqar://p@h/', {'websocket_url': 'ws://elsewhere:7000'},
      ('ws://elsewhere:7000', False, None)),
     ('zaqar://p@h/', {'websocket_url': ''}, (None, False, None)),
-    # Keystone: auto quietly polls; an explicit URL says why not.
+    # Keystone: the same (push_auth may find one in the catalog).
     ('zaqar://u:pw@h/', {'auth_url': 'http://k/v3', 'project_id': 'x'},
-     (None, True, None)),
+     ('ws://h:9000', True, None)),
     ('zaqar://u:pw@h/', {'auth_url': 'http://k/v3', 'project_id': 'x',
-                         'websocket_url': 'ws://h:9000'},
-     (None, False, 'push needs auth_strategy = noauth for now')),
+                         'websocket_url': 'ws://h:9001'},
+     ('ws://h:9001', False, None)),
+    # Signed URLs: auto quietly polls; an explicit URL says why not.
+    ('zaqar://h/?auth_strategy=signed_url&project_id=p',
+     {'signed_url_signature': 's', 'signed_url_expires': 'e',
+      'signed_url_paths': ['/v2/queues/q/messages'],
+      'signed_url_methods': ['GET']},
+     (None, True, None)),
+    ('zaqar://h/?auth_strategy=signed_url&project_id=p',
+     {'signed_url_signature': 's', 'signed_url_expires': 'e',
+      'signed_url_paths': ['/v2/queues/q/messages'],
+      'signed_url_methods': ['GET'], 'websocket_url': 'ws://h:9000'},
+     (None, False, push_url.SIGNED_URL)),
 ])
 def test_websocket_url_discovery(url, opts, expected):
-    from bridge.drivers.zaqar import push
     drv = driver(url, **opts)
-    assert push.websocket_url(drv.opts, drv._url,
-                              drv.auth_strategy) == expected
+    assert push_url.websocket_url(drv.opts, drv._url,
+                                  drv.auth_strategy) == expected

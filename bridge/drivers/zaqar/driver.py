@@ -38,7 +38,10 @@ heartbeats when the caller asked for them.  A call from another guest of the
 project carries ``_reply_q`` only: the answer goes straight into it.
 
 Zaqar pushes new messages over its websocket transport
-(``websocket_url``, by default the Zaqar host's port 9000; push.py): a
+(``websocket_url``, by default the Keystone catalog's
+``messaging-websocket`` endpoint or else the Zaqar host's port 9000;
+push.py; not with signed URLs, and with Keystone after authenticating
+with the session's token): a
 push rings a listener (or the reply waiter), which then reads the queue
 it names over HTTP; while push works the queues are otherwise read only every
 ``push_poll_interval`` seconds, a safety net.  Without push, queues are
@@ -60,7 +63,8 @@ The package, split by role as oslo.messaging splits its drivers:
 (queues polled in turn), ``incoming`` (received messages and their
 claims), ``reply_waiter`` (answers to this driver's calls), ``presence``
 (roll calls: listeners sharing a queue), ``transport``
-(HTTP to Zaqar), ``push`` (the websocket doorbell), ``options`` and
+(HTTP to Zaqar), ``push`` (the websocket doorbell), ``push_url`` (where
+it is), ``push_auth`` (its project and Keystone token), ``options`` and
 ``signed_urls``.  It imports only the pure shared modules (bridge.naming,
 bridge.wire, bridge.envelope, bridge.backoff), never the daemon.
 """
@@ -84,6 +88,8 @@ from bridge.drivers.zaqar import listener as listeners
 from bridge.drivers.zaqar import options
 from bridge.drivers.zaqar import presence
 from bridge.drivers.zaqar import push
+from bridge.drivers.zaqar import push_auth
+from bridge.drivers.zaqar import push_url
 from bridge.drivers.zaqar import reply_waiter
 from bridge.drivers.zaqar import transport
 
@@ -125,17 +131,22 @@ class ZaqarDriver(base.BaseDriver):
     def doorbell(self, queues, ring, name):
         """A :class:`PushDoorbell` for ``queues``, or None without push
         (websocket_url)."""
-        url, discovered, why = push.websocket_url(self.opts, self._url,
-                                                  self.auth_strategy)
+        url, guessed, why = push_url.websocket_url(self.opts, self._url,
+                                                   self.auth_strategy)
         if why and not self._push_warned:
             self._push_warned = True
             LOG.warning('Zaqar push (websocket_url) is off (%s); polling '
                         'only', why)
         if url is None:
             return None
-        return push.PushDoorbell(url, self.zaqar.project, queues, ring,
+        if self.zaqar.session is not None:
+            # auto: the catalog's websocket endpoint, if any, wins.
+            auth = push_auth.Keystone(self.zaqar.session, catalog=guessed)
+        else:
+            auth = push_auth.Project(self.zaqar.project)
+        return push.PushDoorbell(url, auth, queues, ring,
                                  self.opts.websocket_subscription_ttl,
-                                 name=name, quiet=discovered)
+                                 name=name, quiet=guessed)
 
     def poll_backoff(self):
         """Intervals between polls: poll_interval_min for

@@ -25,7 +25,7 @@ ZAQAR_MIN_TTL = 60
 EXECUTOR_THREADS = 64
 EXTRA_CONNECTIONS = 16
 
-# websocket_url: find the websocket zaqar-server (push.discover).
+# websocket_url: find the websocket zaqar-server (push_url.py).
 AUTO = 'auto'
 # zaqar-server's [drivers:transport:websocket] port default.
 DEFAULT_WEBSOCKET_PORT = 9000
@@ -153,23 +153,29 @@ OPTS = [
                     'zaqar-server sharing the storage of the HTTP one '
                     '(zaqar-server with [drivers] transport = websocket), '
                     'e.g. ws://zaqar.example.org:9000. "%s" (the default): '
-                    'the host of the transport URL on Zaqar\'s default '
-                    'websocket port, %d (wss:// when url_scheme = https); '
-                    'when nothing answers there the driver polls as '
-                    'without push and tries again now and then (at most '
-                    'every 30 s). Empty: off, poll only. Each listener '
-                    '(and the reply waiter) subscribes to its queues there '
-                    'and reads them when Zaqar pushes a new message: a '
-                    'doorbell, messages are still taken over HTTP. While '
-                    'push works a listener polls only every '
-                    'push_poll_interval seconds (a safety net: a lost push '
-                    'costs latency, never a message); when the socket '
-                    'breaks it polls as without push until it is back. '
-                    'The HTTP zaqar-server needs [storage] '
-                    'message_pipeline = zaqar.notification.notifier (else '
-                    'nothing is pushed and messages wait for the safety '
-                    'poll). Only with auth_strategy = noauth for now: '
-                    'with keystone or signed_url the driver polls.'
+                    'with auth_strategy = keystone the public '
+                    '"messaging-websocket" endpoint of the token\'s '
+                    'service catalog, if there is one; else the host of '
+                    'the transport URL on Zaqar\'s default websocket port, '
+                    '%d (wss:// when url_scheme = https); when nothing '
+                    'answers there the driver polls as without push and '
+                    'tries again now and then (at most every 30 s). '
+                    'Empty: off, poll only. Each listener (and the reply '
+                    'waiter) subscribes to its queues there and reads them '
+                    'when Zaqar pushes a new message: a doorbell, messages '
+                    'are still taken over HTTP. While push works a '
+                    'listener polls only every push_poll_interval seconds '
+                    '(a safety net: a lost push costs latency, never a '
+                    'message); when the socket breaks it polls as without '
+                    'push until it is back. The HTTP zaqar-server needs '
+                    '[storage] message_pipeline = '
+                    'zaqar.notification.notifier (else nothing is pushed '
+                    'and messages wait for the safety poll). With '
+                    'keystone the socket authenticates with the token the '
+                    'driver\'s HTTP requests use, and is reopened with a '
+                    'new one before it expires. Not with signed_url '
+                    '(Zaqar signs no websocket subscription): the driver '
+                    'polls.'
                     % (AUTO, DEFAULT_WEBSOCKET_PORT)),
     cfg.FloatOpt('push_poll_interval', default=120.0, min=1.0,
                  help='Seconds between the safety-net polls of a '

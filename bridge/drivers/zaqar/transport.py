@@ -127,7 +127,8 @@ def make_client(opts, url, pool_size=10):
             project_id=opts.project_id, project_name=opts.project_name,
             project_domain_name=opts.project_domain_name)
         session = ks_session.Session(auth=auth, verify=verify)
-        return Zaqar(build({'backend': 'keystone', 'options': {}}))
+        return Zaqar(build({'backend': 'keystone', 'options': {}}),
+                     session=session)
     if password:
         LOG.warning('zaqar:// ignores the password of its transport URL '
                     'unless auth_strategy = keystone')
@@ -154,13 +155,15 @@ class Zaqar:
 
     One client for every queue, or (signed URLs) one client per queue and
     none for the others.  ``project`` is the one the driver names itself
-    (None with Keystone, where the token carries it).
+    (None with Keystone, where the token carries it); ``session`` the
+    Keystone one (its token also authenticates push, push_auth.py).
     """
 
-    def __init__(self, client, per_queue=None, project=None):
+    def __init__(self, client, per_queue=None, project=None, session=None):
         self._client = client
         self._per_queue = per_queue or {}
         self.project = project
+        self.session = session
 
     def covers(self, queue):
         """False for a queue this driver has no credentials for."""
