@@ -97,14 +97,20 @@ def test_without_authenticate_the_keystone_websocket_refuses(
                         lambda self: push_auth.Login(a.id))
     url = guest_url(zaqar_keystone, keystone, a, websocket_url=ws_url)
     srv, rpc, endpoint = guest(url, servers.unique_name('kspush'))
+    cast_waits_for_the_poll(srv, rpc, endpoint)
+    assert not guestutil.doorbell(srv).subscribed.is_set()
+
+
+def cast_waits_for_the_poll(srv, rpc, endpoint):
+    """A cast to a guest without push is not there promptly, and no read
+    was made meanwhile; it was there all along: waking the poller
+    delivers it."""
     fetches = guestutil.Fetches(srv)
     seen = fetches.wait_idle()
     rpc.cast({}, 'note', value='polled')
     with pytest.raises(queue.Empty):
         endpoint.received.get(timeout=PROMPTLY)
-    assert not guestutil.doorbell(srv).subscribed.is_set()
     assert len(fetches.done) == seen    # no read meanwhile
-    # It was there all along: waking the poller delivers it.
     fetches.ring()
     assert endpoint.received.get(timeout=20)[:2] == ('note', 'polled')
 
@@ -116,14 +122,7 @@ def test_without_a_websocket_server_the_cast_waits(zaqar_keystone, keystone,
     url = guest_url(zaqar_keystone, keystone, a,
                     websocket_url='ws://127.0.0.1:%d' % port)
     srv, rpc, endpoint = guest(url, servers.unique_name('kspush'))
-    fetches = guestutil.Fetches(srv)
-    seen = fetches.wait_idle()
-    rpc.cast({}, 'note', value='polled')
-    with pytest.raises(queue.Empty):
-        endpoint.received.get(timeout=PROMPTLY)
-    assert len(fetches.done) == seen
-    fetches.ring()
-    assert endpoint.received.get(timeout=20)[:2] == ('note', 'polled')
+    cast_waits_for_the_poll(srv, rpc, endpoint)
 
 
 @pytest.fixture
