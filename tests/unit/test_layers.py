@@ -18,7 +18,7 @@ ADAPTERS = ['bridge.amqp.acks', 'bridge.amqp.connection',
             'bridge.zaqar_http']
 PURE = ['bridge.backoff', 'bridge.batch', 'bridge.bounds',
         'bridge.confcheck', 'bridge.context', 'bridge.envelope',
-        'bridge.naming', 'bridge.reject', 'bridge.tokens', 'bridge.wire',
+        'bridge.jsoncodec', 'bridge.naming', 'bridge.reject', 'bridge.tokens', 'bridge.wire',
         'bridge.tenant.rules']
 ABOVE_ADAPTERS = ('bridge.routes', 'bridge.rpc', 'bridge.translate',
                   'bridge.flows', 'bridge.daemon', 'bridge.admin',
