@@ -1,7 +1,10 @@
 """The zaqar:// driver's transport URL, options and Zaqar client set-up."""
 
 import json
+import socket
+import time
 
+from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1 import session as ks_session
 from oslo_config import cfg
 import oslo_messaging
@@ -110,6 +113,24 @@ def test_keystone_session_built_once_from_url_credentials():
     assert (method.username, method.password) == ('user-a', 'pw-a')
     assert method.user_domain_name == 'Default'
     assert plugin.project_name == 'tenant-a'
+
+
+def test_keystone_token_requests_time_out():
+    # A Keystone that takes connections and never answers must not hang
+    # the driver's token requests (HTTP to Zaqar and the push socket's).
+    with socket.socket() as keystone:
+        keystone.bind(('127.0.0.1', 0))
+        keystone.listen(8)
+        drv = driver('zaqar://user-a:pw-a@h:1/?auth_strategy=keystone'
+                     '&project_name=tenant-a', request_timeout=0.5,
+                     auth_url='http://127.0.0.1:%d/v3'
+                     % keystone.getsockname()[1])
+        session = drv.zaqar.client('q').session
+        assert session.timeout == 0.5
+        started = time.monotonic()
+        with pytest.raises(ks_exc.ConnectTimeout):
+            session.get_token()
+        assert time.monotonic() - started < 5
 
 
 def test_keystone_credentials_from_the_group():

@@ -18,8 +18,8 @@ ADAPTERS = ['bridge.amqp.acks', 'bridge.amqp.connection',
             'bridge.zaqar_http']
 PURE = ['bridge.backoff', 'bridge.batch', 'bridge.bounds',
         'bridge.confcheck', 'bridge.context', 'bridge.envelope',
-        'bridge.jsoncodec', 'bridge.naming', 'bridge.reject', 'bridge.tokens', 'bridge.wire',
-        'bridge.tenant.rules']
+        'bridge.jsoncodec', 'bridge.naming', 'bridge.reject',
+        'bridge.tokens', 'bridge.wire', 'bridge.tenant.rules']
 ABOVE_ADAPTERS = ('bridge.routes', 'bridge.rpc', 'bridge.translate',
                   'bridge.flows', 'bridge.daemon', 'bridge.admin',
                   'bridge.cmd', 'bridge.opts', 'bridge.metrics')

@@ -198,7 +198,8 @@ OPTS = [
     cfg.FloatOpt('request_timeout', default=30.0, min=0.1,
                  help='Seconds before a Zaqar HTTP request is abandoned '
                       '(and, when sending, retried as the caller\'s retry '
-                      'allows).'),
+                      'allows); with auth_strategy = keystone, also a '
+                      'request for a Keystone token.'),
 ]
 
 

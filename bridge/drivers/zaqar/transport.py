@@ -126,7 +126,9 @@ def make_client(opts, url, pool_size=10):
             user_domain_name=opts.user_domain_name,
             project_id=opts.project_id, project_name=opts.project_name,
             project_domain_name=opts.project_domain_name)
-        session = ks_session.Session(auth=auth, verify=verify)
+        # The timeout also bounds the token requests (the session's own).
+        session = ks_session.Session(auth=auth, verify=verify,
+                                     timeout=opts.request_timeout)
         return Zaqar(build({'backend': 'keystone', 'options': {}}),
                      session=session)
     if password:
