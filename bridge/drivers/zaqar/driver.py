@@ -66,7 +66,8 @@ claims), ``reply_waiter`` (answers to this driver's calls), ``presence``
 (HTTP to Zaqar), ``push`` (the websocket doorbell), ``push_url`` (where
 it is), ``push_auth`` (its project and Keystone token), ``options`` and
 ``signed_urls``.  It imports only the pure shared modules (bridge.naming,
-bridge.wire, bridge.envelope, bridge.backoff), never the daemon.
+bridge.wire, bridge.envelope, bridge.jsoncodec, bridge.backoff), never the
+daemon.
 """
 
 from concurrent import futures
