@@ -157,9 +157,9 @@ class PushDoorbell:
                     headers, **{'X-Auth-Token': login.token})}))
                 pending = {(AUTHENTICATE, None)}
             started = time.monotonic()
-            renew_at = started + max(
-                self.RENEW_MIN, min(self.ttl * 0.8,
-                                    login.renew_in() or math.inf))
+            renew_in = login.renew_in()
+            renew_at = started + max(self.RENEW_MIN, min(
+                self.ttl * 0.8, math.inf if renew_in is None else renew_in))
             ws.settimeout(self.RECV_TIMEOUT)
             while not self._stopped.is_set():
                 now = time.monotonic()
