@@ -27,6 +27,7 @@ of either.
 import functools
 import http.client
 import json
+import select
 import socket
 import threading
 from urllib import parse
@@ -110,11 +111,23 @@ class Client(zclient.Client):
         endpoint with no proxy, without requests' and urllib3's either
         (environment, cookies, pool, retries, a Response): the body goes
         over this thread's keep-alive ``http.client`` connection to the
-        endpoint (:meth:`_post_direct`).  Errors: zaqarclient's for an
+        endpoint (:class:`Posting`).  Errors: zaqarclient's for an
         HTTP error status, requests' for the network (as with ``post``).
         """
-        return self._post('/queues/%s/messages' % parse.quote(
-            queue_name, safe=''), data)[0]
+        return self.post_json_start(queue_name, data).result()
+
+    def post_json_start(self, queue_name, data):
+        """:meth:`post_json`, sent now and answered later: a
+        :class:`Posting` whose ``result()`` waits for the answer (and
+        raises what :meth:`post_json` raises).
+
+        Until then the thread can do other work; it must not send
+        another request to the same endpoint before that ``result()``
+        (one connection per thread and endpoint).  Where the post does
+        not go directly (https, a proxy), it is made now, in full.
+        """
+        return self._start('/queues/%s/messages' % parse.quote(
+            queue_name, safe=''), data, status_only=True)
 
     def create_subscription(self, queue_name, subscription):
         """Subscribe to queue ``queue_name``: the request (and errors) of
@@ -122,16 +135,19 @@ class Client(zclient.Client):
         sends (about a quarter of zaqarclient's CPU).  ``subscription``:
         ``{"subscriber", "ttl", "options"}``.  Returns the subscription's
         id (Zaqar answers a repeated create with the existing one)."""
-        status, text = self._post('/queues/%s/subscriptions' % parse.quote(
-            queue_name, safe=''), json.dumps(subscription))
+        text = self._start('/queues/%s/subscriptions' % parse.quote(
+            queue_name, safe=''), json.dumps(subscription)).result()
         try:
             return json.loads(text)['subscription_id']
         except (ValueError, KeyError, TypeError):
             return None
 
-    def _post(self, path, data):
-        """POST JSON text ``data`` to ``path`` (under /v2); (status, the
-        answer's text) for a 2xx, else raise as :meth:`post_json` says."""
+    def _start(self, path, data, status_only=False):
+        """POST JSON text ``data`` to ``path`` (under /v2): a
+        :class:`Posting` whose ``result()`` is the status (with
+        ``status_only``) or the answer's text for a 2xx, else raises as
+        :meth:`post_json` says.  Failing to prepare the request (e.g.
+        Keystone) raises here."""
         req, trans = self._request_and_transport()
         url = '%s/v%d%s' % (req.endpoint.rstrip('/'), int(self.api_version),
                             path)
@@ -141,15 +157,24 @@ class Client(zclient.Client):
         headers = dict(client.session.headers)
         headers.update(req.headers)
         headers['content-type'] = 'application/json'
+        posting = Posting(self, trans, status_only)
         if self._direct(client.session, req.endpoint, url):
-            status, text = self._post_direct(url, headers, data)
+            posting.send(self._connection(url), url, headers, data)
         else:
             verify = (req.cert or True) if req.verify else False
-            resp = client.request('POST', url=url, headers=headers,
-                                  data=data, verify=verify)
-            status, text = resp.status_code, resp.text
+            try:
+                resp = client.request('POST', url=url, headers=headers,
+                                      data=data, verify=verify)
+            except Exception as exc:
+                posting.failed(exc)
+            else:
+                posting.answered(resp.status_code, resp.text)
+        return posting
+
+    def _answer(self, trans, status, text):
+        """``text`` for a 2xx answer, else raise its zaqarclient error."""
         if 200 <= status < 300:
-            return status, text
+            return text
         error = trans.http_to_zaqar.get(status)
         if error is zerrors.UnauthorizedError:
             self._unauthorized()
@@ -170,7 +195,7 @@ class Client(zclient.Client):
         raise error(**details)
 
     def _direct(self, session, endpoint, url):
-        """Can ``url`` be posted to directly (:meth:`_post_direct`)?"""
+        """Can ``url`` be posted to directly (:class:`Posting`)?"""
         if not url.startswith('http://') or session.proxies:
             return False
         direct = self._no_proxy.get(endpoint)
@@ -180,45 +205,123 @@ class Client(zclient.Client):
             self._no_proxy[endpoint] = direct
         return direct
 
-    def _post_direct(self, url, headers, data):
-        """POST ``data`` to ``url`` (http://) on this thread's connection.
-
-        The connection is kept open between posts (a server that closes
-        it, e.g. gunicorn's sync workers, makes http.client reconnect on
-        the next one).  A kept connection the server closed meanwhile
-        fails at once; the post is then sent again once, on a new
-        connection (at most a duplicate, as any retried post).
-        """
-        split = parse.urlsplit(url)
+    def _connection(self, url):
+        """This thread's keep-alive connection to ``url``'s host:port."""
+        netloc = url.split('/', 3)[2]
         conns = self._direct_conns.by_netloc
-        conn = conns.get(split.netloc)
+        conn = conns.get(netloc)
         if conn is None:
-            conn = conns[split.netloc] = http.client.HTTPConnection(
+            split = parse.urlsplit(url)
+            conn = conns[netloc] = http.client.HTTPConnection(
                 split.hostname, split.port, timeout=(
                     socket._GLOBAL_DEFAULT_TIMEOUT if self._timeout is None
                     else self._timeout))
-        headers.pop('Accept-Encoding', None)  # http.client decodes none
-        path = split.path
-        kept = conn.sock is not None
-        while True:
-            try:
-                conn.request('POST', path, body=data, headers=headers)
-                resp = conn.getresponse()
-                text = resp.read()
-            except _STALE as exc:
-                conn.close()
-                if kept:
-                    kept = False
-                    continue
-                raise requests.exceptions.ConnectionError(exc)
-            except TimeoutError as exc:      # socket.timeout
-                conn.close()
-                raise requests.exceptions.Timeout(exc)
-            except (OSError, http.client.HTTPException) as exc:
-                conn.close()
-                raise requests.exceptions.ConnectionError(exc)
-            return resp.status, text.decode('utf-8', 'replace')
+        return conn
 
     def queue(self, ref, **kwargs):
         kwargs.setdefault('auto_create', False)
         return super().queue(ref, **kwargs)
+
+
+class Posting:
+    """One POST of :class:`Client`: sent, its answer read by
+    :meth:`result`.
+
+    A direct post goes over the thread's kept ``http.client``
+    connection.  It is kept open between posts (a server that closes it,
+    e.g. gunicorn's sync workers, makes http.client reconnect on the next
+    one).  A kept connection the server closed meanwhile fails at once,
+    on sending or on reading the answer; the post is then sent again
+    once, on a new connection (at most a duplicate, as any retried post).
+    """
+
+    __slots__ = ('client', 'trans', 'status_only', 'conn', 'request',
+                 'kept', 'status', 'text', 'error')
+
+    def __init__(self, client, trans, status_only):
+        self.client = client
+        self.trans = trans
+        self.status_only = status_only
+        self.conn = self.request = None
+        self.kept = False
+        self.status = self.text = self.error = None
+
+    def answered(self, status, text):
+        self.status, self.text = status, text
+
+    def failed(self, exc):
+        self.error = exc
+
+    def send(self, conn, url, headers, data):
+        headers.pop('Accept-Encoding', None)  # http.client decodes none
+        self.conn = conn
+        self.request = ('POST', '/' + url.split('/', 3)[3], data, headers)
+        self.kept = conn.sock is not None
+        self._send()
+
+    def _send(self):
+        method, path, data, headers = self.request
+        try:
+            self.conn.request(method, path, body=data, headers=headers)
+        except Exception as exc:
+            self._network_error(exc)
+
+    def ready(self):
+        """Can :meth:`result` answer without waiting for the server?"""
+        sock = self.conn.sock if self.conn is not None else None
+        if sock is None or self.request is None:
+            return True
+        try:
+            return bool(select.select([sock], [], [], 0)[0])
+        except (OSError, ValueError):
+            return True
+
+    def close(self):
+        """Give the post up unread (its connection is closed)."""
+        if self.request is not None:
+            self.conn.close()
+            self.request = None
+
+    def result(self):
+        """The status (``status_only``) or the 2xx answer's text; raises
+        zaqarclient's error for an HTTP error, requests' for the
+        network."""
+        if self.request is not None:
+            self._receive()
+        if self.error is not None:
+            raise self.error
+        text = self.client._answer(self.trans, self.status, self.text)
+        return self.status if self.status_only else text
+
+    def _receive(self):
+        try:
+            while self.request is not None and self.error is None:
+                try:
+                    resp = self.conn.getresponse()
+                    text = resp.read()
+                except _STALE as exc:
+                    self._network_error(exc)
+                    continue
+                except Exception as exc:
+                    self._network_error(exc)
+                    return
+                self.answered(resp.status, text.decode('utf-8', 'replace'))
+                return
+        finally:
+            self.request = None
+
+    def _network_error(self, exc):
+        """Close the connection; send again once on a new one if a kept
+        connection was found closed, else remember the error."""
+        self.conn.close()
+        if isinstance(exc, _STALE) and self.kept:
+            self.kept = False
+            self._send()
+        elif isinstance(exc, _STALE):
+            self.error = requests.exceptions.ConnectionError(exc)
+        elif isinstance(exc, TimeoutError):       # socket.timeout
+            self.error = requests.exceptions.Timeout(exc)
+        elif isinstance(exc, (OSError, http.client.HTTPException)):
+            self.error = requests.exceptions.ConnectionError(exc)
+        else:
+            self.error = exc

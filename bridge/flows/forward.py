@@ -6,6 +6,13 @@ route's durable queue.  Receiving does no I/O: each delivery is translated
 letters.  Between deliveries, :meth:`on_iteration` posts the batches that
 are due and acknowledges their messages once Zaqar answered 201.
 
+While more deliveries wait, the last post of a turn is left in flight: the
+worker reads and translates the next ones while Zaqar stores it, and reads
+its answer on a later turn (before it posts again, or once nothing else
+waits).  One post at a time is in flight per worker, as when it waits for
+each answer; a lone message (an RPC call...) is still posted and answered
+at once.
+
 While Zaqar is unreachable nothing is acknowledged; batches wait with a
 capped backoff, the consumer keeps reading the connection (heartbeats stay
 alive) and RabbitMQ stops delivering at ``prefetch`` unacknowledged
@@ -61,6 +68,7 @@ class Forwarder(mixins.ConsumerMixin):
                                                       up))
         self.retry_at = 0.0
         self.check_at = 0.0  # next look at an idle Zaqar
+        self.in_flight = None  # (batch, zaqar_http.Posting) not answered
         self.publisher = None
         self.active = None
         self.connected = False
@@ -86,6 +94,9 @@ class Forwarder(mixins.ConsumerMixin):
 
     def on_consume_ready(self, connection, channel, consumers, **kwargs):
         # Deliveries of a previous connection are redelivered by RabbitMQ.
+        if self.in_flight is not None:
+            self.in_flight[1].close()
+            self.in_flight = None
         self.batches.clear()
         self.acks.clear()
         self.dead = []
@@ -113,6 +124,10 @@ class Forwarder(mixins.ConsumerMixin):
         self.metrics.connection(self.route.name, 'rabbitmq', False)
 
     def on_iteration(self):
+        # A post in flight is answered once nothing else is to be done.
+        if self.in_flight is not None and (
+                self.in_flight[1].ready() or not self._more_waiting()):
+            self.finish_post()
         # A burst is batched; a lone message (an RPC call...) goes at once.
         if self.batches.pending or self.dead:
             self.flush(force=bool(self.batches.pending)
@@ -129,6 +144,8 @@ class Forwarder(mixins.ConsumerMixin):
         for each of the many iterations of a burst.
         """
         held = self.batches.pending + len(self.dead)
+        if self.in_flight is not None:
+            held += len(self.in_flight[0].items)
         if held:
             if self.held_reported and time.monotonic() < self.report_at:
                 return
@@ -200,20 +217,57 @@ class Forwarder(mixins.ConsumerMixin):
         if now < self.retry_at and not last:
             return
         todo = self.batches.due(now, force=force)
+        if not todo and not last:
+            return
+        if self.in_flight is not None and not self.finish_post(last):
+            todo += self.batches.due(now, force=True)
+            for rest in todo:
+                self.batches.put_back(rest)
+            return
         for i, one in enumerate(todo):
-            if not self._post(one, last):
+            # The last one may stay in flight while more deliveries wait.
+            keep = (i == len(todo) - 1 and not last and self._more_waiting())
+            if not self._post(one, last, keep):
                 if not last:
                     # Everything still unposted waits for the next try.
                     for rest in todo[i:] + self.batches.due(now, force=True):
                         self.batches.put_back(rest)
                 return
 
-    def _post(self, todo, last=False):
+    def finish_post(self, last=False):
+        """Read the answer to the post in flight; False if it failed (the
+        batch is back with the others, for the next try)."""
+        todo, posting = self.in_flight
+        self.in_flight = None
+        if self._answered(todo, posting, last):
+            return True
+        if not last:
+            self.batches.put_back(todo)
+        return False
+
+    def _post(self, todo, last=False, keep=False):
+        """Post one batch; with ``keep``, leave it in flight (answered by
+        :meth:`finish_post`).  False if it failed."""
         project, queue = todo.key
         client = self.clients.for_project(project)
         try:
-            client.post_json(queue, to_zaqar.post_data(
+            posting = client.post_json_start(queue, to_zaqar.post_data(
                 out for _, out in todo.items))
+        except zaqar_client.PERMANENT_ERRORS as exc:
+            return self._refused(todo, exc)
+        except zaqar_client.TRANSIENT_ERRORS as exc:
+            self._zaqar_failed(todo, exc, last)
+            return False
+        if keep:
+            self.in_flight = (todo, posting)
+            return True
+        return self._answered(todo, posting, last)
+
+    def _answered(self, todo, posting, last):
+        """Wait for Zaqar's answer to ``todo``'s post, and acknowledge its
+        messages when stored.  False if it failed."""
+        try:
+            posting.result()
         except zaqar_client.PERMANENT_ERRORS as exc:
             return self._refused(todo, exc)
         except zaqar_client.TRANSIENT_ERRORS as exc:
@@ -231,7 +285,7 @@ class Forwarder(mixins.ConsumerMixin):
             for _, out in todo.items:
                 LOG.debug('Route %s: forwarded message %s to tenant %s '
                           'queue %s', self.route.name, out.msg_id,
-                          out.tenant, queue)
+                          out.tenant, out.queue)
         return True
 
     def _refused(self, todo, exc):
@@ -274,7 +328,7 @@ class Forwarder(mixins.ConsumerMixin):
         its end, without traffic.  Posts are the check while batches wait.
         """
         now = time.monotonic()
-        if self.batches.pending or now < (
+        if self.batches.pending or self.in_flight is not None or now < (
                 self.retry_at if self.zaqar.down else self.check_at):
             return
         try:

@@ -4,6 +4,7 @@ zaqarclient sends, and their errors, against a stub HTTP server."""
 import http.server
 import json
 import threading
+import time
 
 import pytest
 import requests
@@ -194,3 +195,54 @@ def test_post_json_sends_again_when_a_kept_connection_was_closed(
     assert [b for _, _, _, b in KeepAlive.seen] == [
         b'{"messages": [1]}', b'{"messages": [2]}']
     assert len(set(KeepAlive.peers)) == 2
+
+
+class Held(Stub):
+    """A stub that holds its answer until ``release`` is set."""
+
+    release = threading.Event()
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers['Content-Length']))
+        self.seen.append((self.command, self.path, dict(self.headers), body))
+        self.release.wait(10)
+        self.send_response(201)
+        self.send_header('Content-Length', '2')
+        self.end_headers()
+        self.wfile.write(b'{}')
+
+
+def wait_for(check, seconds=5.0):
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, 'timed out'
+        time.sleep(0.01)
+
+
+def test_post_json_start_sends_now_and_reads_the_answer_later():
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Held)
+    Held.seen, Held.release = [], threading.Event()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = zaqar_client.noauth_client(
+            'http://127.0.0.1:%d' % server.server_port, 't')
+        posting = client.post_json_start('q', '{"messages": [1]}')
+        # The server has the post; its answer is not there yet.
+        wait_for(lambda: Held.seen)
+        assert Held.seen[0][3] == b'{"messages": [1]}'
+        assert not posting.ready()
+        Held.release.set()
+        wait_for(posting.ready)
+        assert posting.result() == 201
+    finally:
+        Held.release.set()
+        server.shutdown()
+        server.server_close()
+
+
+def test_post_json_start_network_errors_come_with_the_result():
+    client = zaqar_client.noauth_client('http://127.0.0.1:1', 't')
+    posting = client.post_json_start('q', '{"messages": []}')
+    assert posting.ready()
+    with pytest.raises(requests.ConnectionError):
+        posting.result()
