@@ -16,8 +16,10 @@ reused, and:
   request ``queue(name).post(messages)`` sends, without zaqarclient's and
   requests' per-call work (see there); to a plain ``http://`` endpoint
   they go over one keep-alive ``http.client`` connection per thread;
-  subscribes the same way (:meth:`Client.create_subscription`, the
-  doorbell's start-up pass).
+  :meth:`Client.post_json_start` sends such a post and leaves its answer
+  to be read later (the forward path reads its next deliveries
+  meanwhile); subscribes the same way (:meth:`Client.create_subscription`,
+  the doorbell's start-up pass).
 
 The bridge's Zaqar adapter (bridge/zaqar/client.py) and the guest driver
 (bridge/drivers/zaqar/transport.py) both build on it; it imports nothing
