@@ -117,6 +117,8 @@ def stop(proc):
 
 def rows_forward(d):
     pinned = ', zaqar-server pinned' if d.get('cpu_pinning') else ''
+    if pinned and d.get('rabbitmq') == 'private':
+        pinned += ', RabbitMQ not on its CPU'
     rows = [('forward msg/s (bridge / raw zaqarclient%s)' % pinned,
              d['bridge']['msg_per_s'], d['raw']['msg_per_s'], d['ratio'],
              '>= %.1f' % d['goal'], d['goal_met'])]

@@ -28,14 +28,21 @@ going first).  Latency: a separate phase, one message in flight at a time
 
 zaqar-server gets a CPU of its own in both rows (``--zaqar-cpus``, default
 the last one): its processes are pinned there, and this process, the raw
-posters and the bridge daemon (its children) to the others.  RabbitMQ and
-Redis are shared servers and are left alone.  CPU per message of each row
+posters and the bridge daemon (its children) to the others.  So that
+RabbitMQ does not take zaqar-server's CPU either (its schedulers run on
+every CPU, and it works only in the bridge rows), the casts go through a
+private RabbitMQ node started for the run (``--rabbit private``, the
+default: tests/fixtures/rabbit_node.py, the fault suite's nodes) pinned
+with the bridge; ``--rabbit shared`` uses the machine's (BENCH_RABBIT_URL),
+unpinned.  Redis serves zaqar-server in both rows and is left alone.
+CPU per message of each row
 is read from /proc over the measured window; the goals: bridge msg/s >=
 0.9 x raw, and the bridge daemon's CPU per message <= 0.3 x
 zaqar-server's (both of the bridge row).
 """
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
@@ -98,6 +105,13 @@ def parse_args(argv=None):
                         '(default: the last CPU); this process, the raw '
                         'posters and the bridge get the others; "none": '
                         'no pinning')
+    p.add_argument('--rabbit', choices=('private', 'shared'),
+                   default='private',
+                   help='RabbitMQ for the casts: a node started for the run, '
+                        'pinned with the bridge off zaqar-server\'s CPUs '
+                        '(default; the shared one when rabbitmq-server '
+                        'cannot be started here), or the shared one '
+                        '(BENCH_RABBIT_URL), unpinned')
     p.add_argument('--profile', action='store_true',
                    help='record the first bridge worker with py-spy during '
                         'the first bridge round (py-spy on PATH or '
@@ -150,6 +164,35 @@ def pin_zaqar(zaqar, cpus):
 
 def cpu_list(cpus):
     return ','.join(str(c) for c in sorted(cpus))
+
+
+@contextlib.contextmanager
+def rabbitmq(args, workdir, cpus):
+    """The RabbitMQ of the run: yields its beam pid (CPU metering) or None
+    for the shared one.  A private node is pinned to ``cpus`` (None: not
+    pinned) and stopped at the end; everything the run reaches RabbitMQ
+    through (the daemon's config, the publisher, the clean-up) reads
+    ``common.RABBIT_URL``, which points at it meanwhile."""
+    from tests.fixtures import rabbit_node
+    why = rabbit_node.unavailable() if args.rabbit == 'private' else None
+    if args.rabbit == 'shared' or why:
+        if why:
+            common.log('--rabbit private: %s; using the shared RabbitMQ'
+                       % why)
+        args.rabbit = 'shared'
+        yield None
+        return
+    node = rabbit_node.RabbitNode(workdir / 'rabbitmq')
+    common.log('starting a private RabbitMQ node')
+    shared_url, common.RABBIT_URL = common.RABBIT_URL, node.url
+    try:
+        node.start()
+        if cpus:
+            pin([node.beam_pid()], cpus)
+        yield node.beam_pid()
+    finally:
+        common.RABBIT_URL = shared_url
+        node.stop()
 
 
 # -- the workload
@@ -233,6 +276,7 @@ class Bench:
         self.amqp = None
         self.channel = None
         self.stack_stats = {}
+        self.rabbit_pid = None   # a private node's (else: all beam.smp)
 
     # -- helpers
 
@@ -245,7 +289,8 @@ class Bench:
         groups.setdefault('zaqar', [self.zaqar.proc.pid] +
                           common.children(self.zaqar.proc.pid))
         groups.setdefault('redis', common.pids_named('redis-server'))
-        groups.setdefault('rabbitmq', common.pids_named('beam.smp'))
+        groups.setdefault('rabbitmq', [self.rabbit_pid] if self.rabbit_pid
+                          else common.pids_named('beam.smp'))
         return common.CpuMeter(groups).start()
 
     # -- the bridge side
@@ -554,10 +599,13 @@ def report(args, zaqar, raw, bridge, lat_raw, lat_bridge, profile,
     pinning = ({'zaqar_server': sorted(zaqar_cpus),
                 'benchmark_and_bridge': sorted(other_cpus)}
                if zaqar_cpus else None)
+    if pinning and args.rabbit == 'private':
+        pinning['rabbitmq'] = sorted(other_cpus)
     data = {
         'benchmark': 'forward',
         'zaqar_server': zaqar.describe(),
         'cpu_pinning': pinning,
+        'rabbitmq': args.rabbit,
         'settings': {k: v for k, v in vars(args).items()
                      if k not in ('json', 'keep', 'profile')},
         'bridge_source': common.bridge_source(args.bridge_src),
@@ -596,9 +644,11 @@ def report(args, zaqar, raw, bridge, lat_raw, lat_bridge, profile,
              data['machine']['load_1min_at_end']))
     if zaqar_cpus:
         print('CPUs: zaqar-server pinned to %s; this process, the raw '
-              'posters and the bridge to %s; RabbitMQ and Redis unpinned '
-              '(shared servers)' % (cpu_list(zaqar_cpus),
-                                    cpu_list(other_cpus)))
+              'posters and the bridge to %s; %s; Redis unpinned (shared)'
+              % (cpu_list(zaqar_cpus), cpu_list(other_cpus),
+                 'a private RabbitMQ node pinned with the bridge'
+                 if args.rabbit == 'private' else 'the shared RabbitMQ '
+                 'unpinned'))
     else:
         print('CPUs: nothing pinned')
     print('Bridge: %s' % data['bridge_source'])
@@ -641,9 +691,11 @@ def main(argv=None):
     run = common.run_id()
     raw, bridge, lat_raw, lat_bridge = [], [], None, None
     with common.workspace('bench-forward-', args.keep) as workdir, \
-            common.redis_dbs() as dbids:
+            common.redis_dbs() as dbids, \
+            rabbitmq(args, workdir, other_cpus) as rabbit_pid:
         zaqar = common.Zaqar(workdir, dbids, args.gunicorn)
         bench = Bench(args, workdir, zaqar, dbids, run)
+        bench.rabbit_pid = rabbit_pid
         try:
             common.log('starting %s (redis dbs %d,%d)'
                        % (zaqar.describe(), *dbids))
