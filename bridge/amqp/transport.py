@@ -110,6 +110,10 @@ class BufferedTCPTransport(amqp_transport.TCPTransport):
 class Connection(pyamqp.Connection):
     """kombu's py-amqp connection with :class:`BufferedTCPTransport`."""
 
+    #: The most methods (a delivery is one) :meth:`drain_events` handles
+    #: in one call; None: every one whole in the buffer.
+    methods_per_turn = None
+
     def Transport(self, host, connect_timeout, ssl=False, read_timeout=None,
                   write_timeout=None, socket_settings=None, **kwargs):
         if ssl:
@@ -130,23 +134,29 @@ class Connection(pyamqp.Connection):
         return super().blocking_read(timeout)
 
     def drain_events(self, timeout=None):
-        """Wait for one event, as py-amqp does, then handle every whole
-        frame already buffered, without the socket.
+        """Wait for one event, as py-amqp does, then handle the whole
+        frames already buffered, without the socket, up to
+        :attr:`methods_per_turn` methods in all.
 
         A burst received in one ``recv`` is then one turn of the
         consumer loop (kombu's ``ConsumerMixin`` runs ``on_iteration``
-        around every ``drain_events``), not one per message.  The buffer
-        holds what one ``recv`` gave, so this ends: a frame not whole yet
-        waits for the next call.
+        around every ``drain_events``), or one per ``methods_per_turn``
+        deliveries, not one per message.  The buffer holds what one
+        ``recv`` gave, so this ends: a frame not whole yet waits for the
+        next call, as does what is left after ``methods_per_turn``.
         """
         super().drain_events(timeout)
         buffered = getattr(self.transport, 'buffered_frame', None)
         if buffered is None:
             return
-        frame = buffered()
-        while frame is not None:
-            self.on_inbound_frame(frame)
+        left = self.methods_per_turn
+        left = -1 if left is None else left - 1
+        while left:
             frame = buffered()
+            if frame is None:
+                return
+            if self.on_inbound_frame(frame):
+                left -= 1
 
 
 class Transport(pyamqp.Transport):

@@ -100,6 +100,10 @@ class Forwarder(mixins.ConsumerMixin):
         self.batches.clear()
         self.acks.clear()
         self.dead = []
+        # A loop turn at least every batch: a full batch is posted, and
+        # the answer to the one in flight read, without waiting for the
+        # rest of a burst (up to ``prefetch`` deliveries) to be read.
+        connection.connection.methods_per_turn = self.route.batch_size
         self.publisher = publisher.Publisher(connection, self.conf)
         self.publisher.declare_dead_letters(self.route.name)
         self.active = connection

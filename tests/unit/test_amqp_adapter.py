@@ -172,3 +172,23 @@ def test_drain_events_handles_every_whole_buffered_frame(buffered):
     assert seen == [b'first', b'second', b'third']
     with pytest.raises(socket.timeout):   # nothing more: py-amqp's wait
         conn.drain_events(timeout=0.05)
+
+
+def test_drain_events_handles_at_most_methods_per_turn(buffered):
+    t, peer = buffered
+    conn = transport.Connection.__new__(transport.Connection)
+    conn.transport = t
+    conn.methods_per_turn = 2
+    seen = []
+
+    def on_inbound_frame(frame):
+        seen.append(frame[2])
+        return frame[2] != b'header'   # a header alone completes nothing
+
+    conn.on_inbound_frame = on_inbound_frame
+    peer.sendall(b''.join(frame(n) for n in (
+        b'm1', b'header', b'm2', b'm3', b'm4')))
+    conn.drain_events(timeout=1)
+    assert seen == [b'm1', b'header', b'm2']      # two methods
+    conn.drain_events(timeout=1)                  # the rest, from the buffer
+    assert seen == [b'm1', b'header', b'm2', b'm3', b'm4']
