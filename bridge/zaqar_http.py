@@ -297,16 +297,13 @@ class Posting:
 
     def _receive(self):
         try:
-            while self.request is not None and self.error is None:
+            while self.error is None:
                 try:
                     resp = self.conn.getresponse()
                     text = resp.read()
-                except _STALE as exc:
-                    self._network_error(exc)
-                    continue
                 except Exception as exc:
-                    self._network_error(exc)
-                    return
+                    self._network_error(exc)   # sent again, or the error
+                    continue
                 self.answered(resp.status, text.decode('utf-8', 'replace'))
                 return
         finally:

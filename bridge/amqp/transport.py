@@ -149,14 +149,14 @@ class Connection(pyamqp.Connection):
         buffered = getattr(self.transport, 'buffered_frame', None)
         if buffered is None:
             return
-        left = self.methods_per_turn
-        left = -1 if left is None else left - 1
-        while left:
+        limit = self.methods_per_turn
+        handled = 1
+        while limit is None or handled < limit:
             frame = buffered()
             if frame is None:
                 return
             if self.on_inbound_frame(frame):
-                left -= 1
+                handled += 1
 
 
 class Transport(pyamqp.Transport):

@@ -224,19 +224,21 @@ class Forwarder(mixins.ConsumerMixin):
         if not todo and not last:
             return
         if self.in_flight is not None and not self.finish_post(last):
-            todo += self.batches.due(now, force=True)
-            for rest in todo:
-                self.batches.put_back(rest)
+            self._retry_later(todo, now, last)
             return
         for i, one in enumerate(todo):
             # The last one may stay in flight while more deliveries wait.
             keep = (i == len(todo) - 1 and not last and self._more_waiting())
             if not self._post(one, last, keep):
-                if not last:
-                    # Everything still unposted waits for the next try.
-                    for rest in todo[i:] + self.batches.due(now, force=True):
-                        self.batches.put_back(rest)
+                self._retry_later(todo[i:], now, last)
                 return
+
+    def _retry_later(self, unposted, now, last):
+        """After a failed post, everything still unposted waits for the
+        next try (stopping: RabbitMQ requeues it)."""
+        if not last:
+            for rest in unposted + self.batches.due(now, force=True):
+                self.batches.put_back(rest)
 
     def finish_post(self, last=False):
         """Read the answer to the post in flight; False if it failed (the

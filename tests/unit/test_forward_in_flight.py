@@ -7,15 +7,7 @@ from zaqarclient.transport import errors as zerrors
 from bridge.flows import forward
 from bridge.translate import to_zaqar
 from tests.unit import confutil
-
-
-class Message:
-    def __init__(self, tag, acked):
-        self.delivery_tag = tag
-        self.acked = acked
-
-    def ack(self, multiple=False):
-        self.acked.append((self.delivery_tag, multiple))
+from tests.unit.test_acks import Delivery
 
 
 class Posting:
@@ -63,7 +55,7 @@ def fwd(tmp_path):
 
 def receive(f, tags):
     for tag in tags:
-        message = Message(tag, f.acked)
+        message = Delivery(tag, f.acked)
         f.acks.received(message)
         out = to_zaqar.Outgoing('p', 't', 'q', {'body': {}, 'ttl': 60},
                                 'id%d' % tag)
